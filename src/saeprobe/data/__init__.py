@@ -1,0 +1,1 @@
+"""Data: text corpora, prompt datasets, and synthetic planted-feature activations."""

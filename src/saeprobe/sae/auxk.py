@@ -1,0 +1,53 @@
+"""AuxK dead-latent loss (Gao et al. 2024): dead latents learn to predict the residual.
+
+    e = x - x_hat (detached),   e_hat = W_dec^T TopK_{k_aux}(z restricted to dead latents)
+    L_aux = ||e - e_hat||^2 / ||e||^2
+
+Dividing by ||e||^2 makes the term scale-free, so one coefficient (1/32) works at any FVU.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, Field
+from torch import Tensor
+
+
+class AuxKSettings(BaseModel):
+    """AuxK fields shared by the architectures that use it (mixed into their configs)."""
+
+    aux_coefficient: float = Field(1 / 32, ge=0, description="alpha on the AuxK loss; 0 disables")
+    aux_k: int | None = Field(None, ge=1, description="latents used by AuxK; default d_in // 2")
+
+    @property
+    def effective_aux_k(self) -> int:
+        return self.aux_k if self.aux_k is not None else max(1, self.d_in // 2)
+
+
+def auxk_loss(
+    pre: Tensor, residual: Tensor, W_dec: Tensor, dead_mask: Tensor | None, k_aux: int
+) -> Tensor | None:
+    """Normalised AuxK loss, or None when no latent is dead."""
+    if dead_mask is None:
+        return None
+    n_dead = int(dead_mask.sum())
+    if n_dead == 0:
+        return None
+    k = min(k_aux, n_dead)
+    dead_pre = pre.masked_fill(~dead_mask, float("-inf"))
+    vals, idx = dead_pre.topk(k, dim=-1)
+    aux_latents = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+    e = residual.detach().float()
+    e_hat = (aux_latents @ W_dec).float()
+    return (e - e_hat).pow(2).sum(-1).mean() / e.pow(2).sum(-1).mean().clamp_min(1e-12)
+
+
+def add_auxk(sae, loss: Tensor, terms: dict, pre: Tensor, residual: Tensor, ctx) -> Tensor:
+    """`loss` plus the weighted AuxK term of `sae.cfg` (logged in `terms`), when it applies."""
+    if sae.cfg.aux_coefficient == 0:
+        return loss
+    aux = auxk_loss(pre, residual, sae.W_dec, ctx.dead_mask, sae.cfg.effective_aux_k)
+    if aux is None:
+        return loss
+    terms["auxk"] = aux.detach()
+    return loss + sae.cfg.aux_coefficient * aux

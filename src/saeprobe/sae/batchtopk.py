@@ -1,0 +1,87 @@
+"""BatchTopK SAE (Bussmann et al. 2024): keep the B*k largest activations across the batch.
+
+Training selects per batch; inference uses one global threshold theta, an exponential moving
+average of the smallest selected activation, so the saved SAE is an ordinary JumpReLU. The
+threshold statistic is kept in float64 because bf16/fp32 rounding otherwise freezes the EMA.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from saeprobe.sae.base import SAE, StepContext, TrainOutput
+from saeprobe.sae.jumprelu import JumpReLUConfig, JumpReLUSAE
+from saeprobe.sae.registry import register
+from saeprobe.sae.topk import TopKConfig, TopKSAE, finish_topk_step
+
+
+class BatchTopKConfig(TopKConfig):
+    architecture: Literal["batchtopk"] = "batchtopk"  # type: ignore[assignment]
+    threshold_momentum: float = Field(
+        0.01, gt=0, le=1, description="EMA weight of each batch's threshold estimate"
+    )
+
+
+@register
+class BatchTopKSAE(TopKSAE):
+    architecture = "batchtopk"
+    config_class = BatchTopKConfig
+    saelens_architecture = "jumprelu"
+    cfg: BatchTopKConfig
+
+    def create_extra_parameters(self) -> None:
+        super().create_extra_parameters()
+        # Negative means "not estimated yet".
+        self.register_buffer("threshold", torch.tensor(-1.0, dtype=torch.float64))
+
+    def reset_extra_parameters(self) -> None:
+        super().reset_extra_parameters()
+        self.threshold.fill_(-1.0)
+
+    def encode(self, x: Tensor) -> Tensor:
+        if self.threshold < 0:  # untrained: fall back to per-row top-k
+            return super().encode(x)
+        z = torch.relu(self.pre_activation(x))
+        return z * (z > self.threshold.to(z.dtype))
+
+    def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
+        z = self.pre_activation(x)
+        flat = torch.relu(z).flatten()
+        vals, idx = flat.topk(self.cfg.k * x.shape[0])
+        f = torch.zeros_like(flat).scatter(0, idx, vals).view_as(z)
+        self._update_threshold(vals)
+        return finish_topk_step(self, x, z, f, self.decode(f), ctx)
+
+    @torch.no_grad()
+    def _update_threshold(self, selected: Tensor) -> None:
+        positive = selected[selected > 0]
+        if positive.numel() == 0:
+            return
+        estimate = positive.min().double()
+        if self.threshold < 0:
+            self.threshold.copy_(estimate)
+        else:
+            m = self.cfg.threshold_momentum
+            self.threshold.mul_(1 - m).add_(m * estimate)
+
+    def export_for_inference(self) -> SAE:
+        if self.threshold < 0:
+            return self  # nothing estimated yet: saving as JumpReLU would lose the TopK rule
+        c = self.cfg
+        jcfg = JumpReLUConfig(
+            d_in=c.d_in,
+            d_sae=c.d_sae,
+            apply_b_dec_to_input=c.apply_b_dec_to_input,
+            encoder_init_scale=c.encoder_init_scale,
+            threshold_init=max(float(self.threshold), 1e-6),
+        )
+        out = JumpReLUSAE(jcfg).to(self.W_dec.device)
+        with torch.no_grad():
+            for name in ("W_enc", "W_dec", "b_dec", "b_enc"):
+                getattr(out, name).copy_(getattr(self, name))
+            out.threshold.fill_(float(self.threshold))
+        return out

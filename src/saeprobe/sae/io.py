@@ -1,0 +1,197 @@
+"""Save and load SAEs.
+
+Writes the SAELens directory layout: `cfg.json` + `sae_weights.safetensors` with keys W_enc
+[d_in, d_sae], W_dec [d_sae, d_in], b_dec, and b_enc / threshold / b_gate, r_mag, b_mag as the
+architecture needs. Reads that layout (ours or SAELens's) and Gemma Scope's `params.npz` /
+`params.safetensors`. Saved SAEs take raw activations: any normalisation scale is folded in first.
+Never uses pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from saeprobe import __version__
+from saeprobe.errors import FormatError
+from saeprobe.io_utils import atomic_write_json
+from saeprobe.sae.base import SAE
+from saeprobe.sae.registry import get_architecture, make_config
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+GEMMA_SCOPE_FILES = ("params.safetensors", "params.npz")
+# SAELens architecture names -> ours.
+_FROM_SAELENS = {"standard": "relu", "gated": "gated", "jumprelu": "jumprelu", "topk": "topk"}
+
+
+def save_sae(sae: SAE, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Write `sae` (already in raw-activation units) to directory `path`, atomically.
+
+    The directory is built under a temporary name and renamed into place, so `path` is either the
+    previous complete SAE or the new complete SAE, never a mixture.
+    """
+    path = Path(path)
+    sae = sae.export_for_inference()
+    cfg = sae.cfg
+    tensors = {
+        name: t.detach().float().contiguous().cpu()
+        for name, t in (dict(sae.named_parameters()) | dict(sae.named_buffers())).items()
+    }
+    cfg_json: dict[str, Any] = {
+        "architecture": sae.saelens_architecture,
+        "d_in": cfg.d_in,
+        "d_sae": cfg.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "metadata": dict(metadata or {}),
+        "saeprobe": {"version": __version__, "config": cfg.model_dump()},
+    }
+    if hasattr(cfg, "k") and sae.saelens_architecture == "topk":
+        cfg_json["k"] = cfg.k
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        save_file(tensors, tmp / WEIGHTS_FILE)
+        atomic_write_json(tmp / CFG_FILE, cfg_json)
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    if path.exists():
+        if not path.is_dir():
+            raise FormatError(f"{path} exists and is not a directory; choose another --out")
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        old.rmdir()
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def load_sae(path: str | os.PathLike, device: str | torch.device = "cpu") -> SAE:
+    """Load an SAE from a SAELens-layout directory or a Gemma Scope params file/directory."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"SAE path {path} does not exist; pass the directory written by --out")
+    if path.is_file():
+        if path.name.startswith("params."):
+            return _load_gemma_scope(path).to(device)
+        raise FormatError(
+            f"{path} is a file; pass the SAE directory (with {CFG_FILE}) or a Gemma Scope params file"
+        )
+    if (path / CFG_FILE).exists():
+        return _load_saelens_dir(path).to(device)
+    for name in GEMMA_SCOPE_FILES:
+        if (path / name).exists():
+            return _load_gemma_scope(path / name).to(device)
+    raise FormatError(
+        f"{path} has no {CFG_FILE} and no Gemma Scope params file; pass a directory saved by "
+        "saeprobe/SAELens or one holding params.npz / params.safetensors"
+    )
+
+
+def read_cfg(path: Path) -> dict[str, Any]:
+    try:
+        cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FormatError(f"{path / CFG_FILE} is unreadable or not JSON ({err}); re-save the SAE")
+    if not isinstance(cfg, dict):
+        raise FormatError(f"{path / CFG_FILE} must hold a JSON object; re-save the SAE")
+    return cfg
+
+
+def _config_from_saelens(cfg: dict[str, Any], where: Path) -> dict[str, Any]:
+    ours = cfg.get("saeprobe", {}).get("config")
+    if isinstance(ours, dict):
+        return ours
+    arch = _FROM_SAELENS.get(str(cfg.get("architecture", "standard")))
+    if arch is None:
+        raise FormatError(
+            f"{where}: SAELens architecture {cfg.get('architecture')!r} is not supported; "
+            f"supported: {', '.join(_FROM_SAELENS)}"
+        )
+    out: dict[str, Any] = {"architecture": arch}
+    for key in ("d_in", "d_sae"):
+        if key not in cfg:
+            raise FormatError(f"{where / CFG_FILE} lacks {key!r}; it is not a valid SAE config")
+        out[key] = cfg[key]
+    out["apply_b_dec_to_input"] = bool(cfg.get("apply_b_dec_to_input", True))
+    if arch == "topk":
+        k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
+        if k is None:
+            raise FormatError(f"{where / CFG_FILE} is a topk SAE without 'k'; add it to cfg.json")
+        out["k"] = int(k)
+    if cfg.get("normalize_activations") not in (None, "none"):
+        raise FormatError(
+            f"{where / CFG_FILE}: normalize_activations={cfg['normalize_activations']!r} is not "
+            "supported; fold the normalisation into the weights and set it to 'none'"
+        )
+    return out
+
+
+def _load_saelens_dir(path: Path) -> SAE:
+    config = make_config(_config_from_saelens(read_cfg(path), path))
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.exists():
+        raise FormatError(f"{weights_path} is missing; the SAE directory is incomplete, re-save it")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise FormatError(f"{weights_path} is corrupt or truncated ({err}); re-save the SAE")
+    return _build(config, tensors, weights_path)
+
+
+def _load_gemma_scope(file: Path) -> SAE:
+    try:
+        if file.suffix == ".npz":
+            with np.load(file, allow_pickle=False) as npz:
+                tensors = {k: torch.from_numpy(np.asarray(npz[k])) for k in npz.files}
+        else:
+            tensors = load_file(str(file))
+    except Exception as err:  # numpy raises several types for a bad archive
+        raise FormatError(f"{file} is corrupt or not a Gemma Scope params file ({err})")
+    missing = {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} - set(tensors)
+    if missing:
+        raise FormatError(f"{file} lacks {sorted(missing)}; it is not a Gemma Scope JumpReLU SAE")
+    d_in, d_sae = tensors["W_enc"].shape
+    # Gemma Scope applies no pre-encoder bias: z = x W_enc + b_enc.
+    config = make_config(
+        {"architecture": "jumprelu", "d_in": d_in, "d_sae": d_sae, "apply_b_dec_to_input": False}
+    )
+    return _build(config, tensors, file)
+
+
+def _build(config, tensors: dict[str, torch.Tensor], where: Path) -> SAE:
+    sae = get_architecture(config.architecture)(config)
+    expected = dict(sae.named_parameters()) | dict(sae.named_buffers())
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise FormatError(f"{where} lacks tensors {missing} needed by a {config.architecture} SAE")
+    with torch.no_grad():
+        for name, target in expected.items():
+            t = tensors[name]
+            if tuple(t.shape) != tuple(target.shape):
+                raise FormatError(
+                    f"{where}: {name} has shape {tuple(t.shape)} but the config implies "
+                    f"{tuple(target.shape)}; the weights and cfg.json do not match"
+                )
+            target.copy_(t.to(target.dtype))
+    return sae

@@ -1,0 +1,93 @@
+"""Typed training configuration (shared by every run) and per-run specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from saeprobe.sae.config import SAEConfig
+from saeprobe.sae.registry import make_config
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(2000, gt=0, description="optimizer steps (batches) to train for")
+    lr: float = Field(1e-3, gt=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = Field(1e-8, gt=0)
+    lr_warmup_steps: int = Field(100, ge=0, description="linear warm-up from 0.1 lr")
+    lr_decay_steps: int | None = Field(
+        None, ge=0, description="linear decay to 0 over the last N steps; default 20% of steps"
+    )
+    sparsity_warmup_steps: int | None = Field(
+        None, ge=0, description="linear warm-up of the sparsity coefficient; default 5% of steps"
+    )
+    dead_after_tokens: int = Field(
+        1_000_000, gt=0, description="a latent that has not fired for this many rows is dead"
+    )
+    normalization_batches: int = Field(
+        16, gt=0, description="batches used to estimate the scalar with E||x||^2 = 1"
+    )
+    seed: int = 0
+    device: str = "auto"
+    autocast_bf16: bool = Field(False, description="bf16 autocast for the SAE forward/backward")
+    compile: bool = Field(False, description="torch.compile each architecture's training step")
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int | None = Field(None, gt=0)
+    log_every: int = Field(50, gt=0)
+    metrics_path: Path | None = Field(None, description="JSONL file for training metrics")
+    progress: bool = True
+    wandb_project: str | None = Field(None, description="log to wandb when it is installed")
+
+    @field_validator("adam_betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"adam_betas must lie in [0, 1) (got {v}); e.g. (0.9, 0.999)")
+        return v
+
+    @model_validator(mode="after")
+    def _checkpointing(self) -> TrainConfig:
+        if self.checkpoint_every is not None and self.checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir; pass --checkpoint-dir DIR")
+        return self
+
+    @property
+    def decay_steps(self) -> int:
+        return self.lr_decay_steps if self.lr_decay_steps is not None else self.steps // 5
+
+    @property
+    def sparsity_warmup(self) -> int:
+        if self.sparsity_warmup_steps is not None:
+            return self.sparsity_warmup_steps
+        return self.steps // 20
+
+    def resume_fingerprint(self) -> dict[str, Any]:
+        """Fields that must not change between a run and its resumption (exactness)."""
+        keep = (
+            "steps lr adam_betas adam_eps lr_warmup_steps lr_decay_steps sparsity_warmup_steps "
+            "dead_after_tokens normalization_batches seed autocast_bf16"
+        ).split()
+        return {k: v for k, v in self.model_dump(mode="json").items() if k in keep}
+
+
+class RunSpec(BaseModel):
+    """One SAE to train from the shared activation stream."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1)
+    sae: SAEConfig
+    init_from: Path | None = Field(None, description="finetune from this saved SAE directory")
+    reinit_fraction: float = Field(
+        0.0, ge=0, lt=1, description="fraction of latents re-initialised before finetuning"
+    )
+    lr: float | None = Field(None, gt=0, description="overrides TrainConfig.lr for this run")
+
+    @field_validator("sae", mode="before")
+    @classmethod
+    def _sae_config(cls, v: Any) -> SAEConfig:
+        return make_config(v) if isinstance(v, dict) else v

@@ -1,0 +1,377 @@
+"""One architecture-agnostic trainer for any number of SAEs fed by one activation stream.
+
+Per step and per SAE: normalised batch -> architecture's `training_step` -> backward -> remove the
+decoder-gradient component parallel to each (unit) decoder row -> Adam -> renormalise decoder rows
+-> architecture constraints -> dead-latent bookkeeping. The trainer never looks at dense latents,
+so an architecture may implement its step with fused or sparse kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from saeprobe.errors import ConfigError, DataError, SaeprobeError
+from saeprobe.sae.base import SAE, StepContext, TrainOutput
+from saeprobe.sae.io import load_sae, save_sae
+from saeprobe.sae.registry import create_sae
+from saeprobe.train.checkpoint import (
+    Checkpoint,
+    RunState,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from saeprobe.train.config import RunSpec, TrainConfig
+from saeprobe.train.dead import DeadLatentTracker
+from saeprobe.train.metrics_log import MetricsLogger
+from saeprobe.train.schedule import lr_at, sparsity_scale_at
+from saeprobe.train.source import BatchSource
+
+
+class TrainingDiverged(SaeprobeError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class _Run:
+    spec: RunSpec
+    sae: SAE
+    optimizer: torch.optim.Adam
+    tracker: DeadLatentTracker
+    step_fn: Callable[[Tensor, StepContext], TrainOutput]
+    base_lr: float
+    sums: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """Trained SAEs in normalised units plus the scale that maps them to raw activations."""
+
+    saes: dict[str, SAE]
+    scale: float
+    steps: int
+    seconds: float
+    dead_fraction: dict[str, float]
+
+    def export(self, name: str) -> SAE:
+        """A copy of SAE `name` that reads and writes raw (unnormalised) activations."""
+        sae = copy.deepcopy(self.saes[name]).cpu()
+        sae.fold_input_scale(self.scale)
+        return sae
+
+    def save(self, name: str, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        meta = {"normalization_scale_folded": self.scale, "train_steps": self.steps}
+        return save_sae(self.export(name), path, metadata=meta | (metadata or {}))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, runs: list[RunSpec]):
+        if not runs:
+            raise ConfigError("no SAE to train; give at least one run")
+        names = [r.name for r in runs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"duplicate run names {dupes}; give every run a unique name")
+        self.cfg = cfg
+        self.specs = runs
+
+    # ----- public ---------------------------------------------------------------------------
+    def fit(self, source: BatchSource, resume: bool = False) -> TrainResult:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        device = resolve_device(cfg.device)
+        for spec in self.specs:
+            if spec.sae.d_in != source.d_in:
+                raise DataError(
+                    f"run {spec.name!r}: SAE d_in={spec.sae.d_in} but the activations have width "
+                    f"{source.d_in}; set d_in to {source.d_in} or use matching activations"
+                )
+        ckpt = self._load_resume_checkpoint() if resume else None
+        if ckpt is not None:
+            scale, start = float(ckpt.meta["scale"]), ckpt.step
+        else:
+            scale, start = estimate_scale(source, cfg.normalization_batches), 0
+        runs = [self._build_run(i, s, scale, device, source, ckpt) for i, s in enumerate(self.specs)]
+
+        logger = MetricsLogger(
+            cfg.metrics_path,
+            resume_step=start if ckpt is not None else None,
+            wandb_project=cfg.wandb_project,
+            wandb_config={"train": cfg.model_dump(mode="json")},
+        )
+        bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc="train", unit="step")
+        try:
+            batches = source.batches(start)
+            for step in range(start, cfg.steps):
+                x = self._prepare(next(batches), step, scale, device)
+                total_var = (x - x.mean(0)).pow(2).sum()
+                for run in runs:
+                    self._train_step(run, x, step, total_var)
+                if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+                    self._flush_logs(runs, step, logger, bar, x.shape[0], t0)
+                bar.update(1)
+                if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+                    self._save(runs, step + 1, scale)
+            if cfg.checkpoint_dir is not None and start < cfg.steps:
+                self._save(runs, cfg.steps, scale)
+        finally:
+            bar.close()
+            logger.close()
+        return TrainResult(
+            saes={r.spec.name: r.sae for r in runs},
+            scale=scale,
+            steps=cfg.steps,
+            seconds=time.perf_counter() - t0,
+            dead_fraction={r.spec.name: r.tracker.dead_fraction for r in runs},
+        )
+
+    # ----- setup ----------------------------------------------------------------------------
+    def _load_resume_checkpoint(self) -> Checkpoint | None:
+        if self.cfg.checkpoint_dir is None:
+            raise ConfigError("--resume needs --checkpoint-dir (where the checkpoint was written)")
+        if not checkpoint_path(self.cfg.checkpoint_dir).exists():
+            return None  # nothing to resume: start fresh
+        ckpt = load_checkpoint(self.cfg.checkpoint_dir)
+        expected = self._fingerprint()
+        got = {"train": ckpt.meta.get("train"), "runs": ckpt.meta.get("runs")}
+        if got != expected:
+            diff = _describe_difference(got, expected)
+            raise ConfigError(
+                f"checkpoint in {self.cfg.checkpoint_dir} was written with a different "
+                f"configuration ({diff}); resume with the original settings or use a new "
+                "--checkpoint-dir"
+            )
+        return ckpt
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {
+            "train": self.cfg.resume_fingerprint(),
+            "runs": [
+                {
+                    "name": s.name,
+                    "sae": s.sae.model_dump(mode="json"),
+                    "init_from": str(s.init_from) if s.init_from else None,
+                    "reinit_fraction": s.reinit_fraction,
+                    "lr": s.lr,
+                }
+                for s in self.specs
+            ],
+        }
+
+    def _build_run(
+        self,
+        index: int,
+        spec: RunSpec,
+        scale: float,
+        device: torch.device,
+        source: BatchSource,
+        ckpt: Checkpoint | None,
+    ) -> _Run:
+        cfg = self.cfg
+        # Seeded by run name, so adding or reordering runs never changes another run's init.
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + zlib.crc32(spec.name.encode()))
+        sae = create_sae(spec.sae, seed=None) if ckpt is not None else self._init_sae(spec, scale, source, gen)
+        sae = sae.to(device)
+        optimizer = torch.optim.Adam(
+            sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
+        )
+        tracker = DeadLatentTracker(spec.sae.d_sae, cfg.dead_after_tokens, device)
+        if ckpt is not None:
+            _restore(ckpt.runs[index], sae, optimizer, tracker, device)
+        step_fn = torch.compile(sae.training_step) if cfg.compile else sae.training_step
+        base_lr = spec.lr if spec.lr is not None else cfg.lr
+        return _Run(spec, sae, optimizer, tracker, step_fn, base_lr)
+
+    def _init_sae(
+        self, spec: RunSpec, scale: float, source: BatchSource, gen: torch.Generator
+    ) -> SAE:
+        sae = create_sae(spec.sae, seed=int(torch.randint(0, 2**62, (1,), generator=gen)))
+        if spec.init_from is None:
+            first = next(source.batches(0)).float() / scale
+            sae.init_from_data(first)
+            return sae
+        loaded = load_sae(spec.init_from)
+        if (loaded.d_in, loaded.d_sae) != (spec.sae.d_in, spec.sae.d_sae):
+            raise ConfigError(
+                f"run {spec.name!r}: {spec.init_from} has d_in={loaded.d_in}, d_sae={loaded.d_sae}"
+                f" but the run asks for d_in={spec.sae.d_in}, d_sae={spec.sae.d_sae}; match them"
+            )
+        loaded.fold_input_scale(1.0 / scale)  # raw units -> this stream's normalised units
+        loaded.normalize_decoder()
+        own = dict(sae.named_parameters()) | dict(sae.named_buffers())
+        theirs = dict(loaded.named_parameters()) | dict(loaded.named_buffers())
+        if set(own) != set(theirs):
+            raise ConfigError(
+                f"run {spec.name!r}: {spec.init_from} is a {loaded.architecture} SAE but the run "
+                f"is {spec.sae.architecture}; finetune with architecture {loaded.architecture!r}"
+            )
+        with torch.no_grad():
+            for name, t in own.items():
+                t.copy_(theirs[name])
+        n_reinit = round(spec.reinit_fraction * spec.sae.d_sae)
+        if n_reinit:
+            idx = torch.randperm(spec.sae.d_sae, generator=gen)[:n_reinit]
+            sae.reinitialize_latents(idx, generator=gen)
+        return sae
+
+    # ----- the step -------------------------------------------------------------------------
+    @staticmethod
+    def _prepare(batch: Tensor, step: int, scale: float, device: torch.device) -> Tensor:
+        if batch.ndim != 2:
+            raise DataError(f"batch {step} has shape {tuple(batch.shape)}; expected [rows, d_in]")
+        if not torch.isfinite(batch).all():
+            raise DataError(
+                f"batch {step} contains NaN or inf activations; clean or re-harvest the "
+                "activations (the last checkpoint is kept)"
+            )
+        return batch.to(device=device, dtype=torch.float32, non_blocking=True) / scale
+
+    def _train_step(self, run: _Run, x: Tensor, step: int, total_var: Tensor) -> None:
+        cfg, sae = self.cfg, run.sae
+        lr = lr_at(step, cfg, run.base_lr)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        ctx = StepContext(sparsity_scale_at(step, cfg), run.tracker.dead_mask)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            out = run.step_fn(x, ctx)
+        if not torch.isfinite(out.loss):
+            where = f" (last checkpoint kept in {cfg.checkpoint_dir})" if cfg.checkpoint_dir else ""
+            raise TrainingDiverged(
+                f"run {run.spec.name!r}: loss became {float(out.loss)} at step {step}; lower the "
+                f"learning rate or the sparsity coefficient{where}"
+            )
+        run.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        _remove_parallel_decoder_grad(sae.W_dec)
+        run.optimizer.step()
+        with torch.no_grad():
+            sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+        sae.after_optimizer_step()
+        run.tracker.update(out.fire_counts, x.shape[0])
+        _accumulate(run.sums, out, x.shape[0], total_var)
+
+    # ----- bookkeeping ----------------------------------------------------------------------
+    def _flush_logs(
+        self, runs: list[_Run], step: int, logger: MetricsLogger, bar, rows: int, t0: float
+    ) -> None:
+        postfix = {}
+        for run in runs:
+            n = float(run.sums.pop("_n"))
+            rec: dict[str, Any] = {
+                "step": step + 1,
+                "run": run.spec.name,
+                "rows": (step + 1) * rows,
+                "lr": lr_at(step, self.cfg, run.base_lr),
+                "sparsity_scale": sparsity_scale_at(step, self.cfg),
+            }
+            rec.update({k: float(v) / n for k, v in run.sums.items()})
+            rec["dead_fraction"] = run.tracker.dead_fraction
+            rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
+            run.sums.clear()
+            logger.log(rec)
+            if not postfix:
+                postfix = {"fvu": f"{rec['fvu']:.3f}", "l0": f"{rec['l0']:.1f}"}
+        bar.set_postfix(postfix)
+
+    def _save(self, runs: list[_Run], step: int, scale: float) -> None:
+        states = [
+            RunState(
+                sae=r.sae.state_dict(),
+                optim=_optimizer_state(r.sae, r.optimizer),
+                rows_since_fired=r.tracker.rows_since_fired,
+            )
+            for r in runs
+        ]
+        meta = {"scale": scale} | self._fingerprint()
+        save_checkpoint(self.cfg.checkpoint_dir, Checkpoint(step=step, meta=meta, runs=states))
+
+
+def estimate_scale(source: BatchSource, n_batches: int) -> float:
+    """sqrt(E||x||^2) over the first batches: dividing by it gives E||x||^2 = 1."""
+    total, rows = 0.0, 0
+    batches = source.batches(0)
+    for i in range(n_batches):
+        b = next(batches).double()
+        if not torch.isfinite(b).all():
+            raise DataError(f"batch {i} contains NaN or inf activations; clean the activations")
+        total += float(b.pow(2).sum())
+        rows += b.shape[0]
+    scale = math.sqrt(total / max(rows, 1))
+    if not scale > 0:
+        raise DataError("the activations are all zero; check the layer and data you harvested")
+    return scale
+
+
+@torch.no_grad()
+def _remove_parallel_decoder_grad(W_dec: torch.nn.Parameter) -> None:
+    if W_dec.grad is None:
+        return
+    W = W_dec.detach()
+    parallel = (W_dec.grad * W).sum(dim=1, keepdim=True)
+    W_dec.grad.sub_(parallel * W)
+
+
+def _accumulate(sums: dict[str, Tensor], out: TrainOutput, rows: int, total_var: Tensor) -> None:
+    vals = {
+        "loss": out.loss.detach(),
+        "fvu": out.sq_error / total_var.clamp_min(1e-12),
+        "l0": out.fire_counts.sum() / rows,
+        **out.terms,
+    }
+    for k, v in vals.items():
+        sums[k] = sums.get(k, 0) + v.float()
+    sums["_n"] = sums.get("_n", 0) + 1
+
+
+def _optimizer_state(sae: SAE, optimizer: torch.optim.Adam) -> dict[str, dict[str, Tensor]]:
+    out = {}
+    for name, p in sae.named_parameters():
+        state = optimizer.state.get(p)
+        if state:
+            out[name] = {k: v if torch.is_tensor(v) else torch.tensor(v) for k, v in state.items()}
+    return out
+
+
+def _restore(
+    state: RunState,
+    sae: SAE,
+    optimizer: torch.optim.Adam,
+    tracker: DeadLatentTracker,
+    device: torch.device,
+) -> None:
+    sae.load_state_dict(state.sae)
+    params = dict(sae.named_parameters())
+    for name, st in state.optim.items():
+        p = params[name]
+        # Adam keeps its scalar step on the CPU unless fused/capturable.
+        optimizer.state[p] = {
+            k: (v.cpu() if k == "step" else v.to(device)) for k, v in st.items()
+        }
+    tracker.rows_since_fired.copy_(state.rows_since_fired.to(device))
+
+
+def _describe_difference(got: dict[str, Any], expected: dict[str, Any]) -> str:
+    g_train, e_train = got.get("train") or {}, expected["train"]
+    diffs = [f"{k}: {g_train.get(k)!r} -> {v!r}" for k, v in e_train.items() if g_train.get(k) != v]
+    if got.get("runs") != expected["runs"]:
+        diffs.append("runs or SAE configs changed")
+    return "; ".join(diffs) or "metadata differs"
