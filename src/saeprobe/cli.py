@@ -47,7 +47,9 @@ def _sparsity_field(arch: str) -> str:
 @click.option("--encoder-init-scale", type=float, help="W_enc = scale * W_dec^T at init [0.1]")
 @click.option("--density", type=click.Choice(["sparse", "dense"]),
               help="planted regime: ~4 (sparse) or ~9 (dense) active features per sample")
-@click.option("--steps", type=int, help="training steps [3000]")
+@click.option("--rare-range", type=(float, float),
+              help="firing-probability range LO HI of the rare planted features")
+@click.option("--steps", type=int, help="training steps [3000; 4500 for jumprelu]")
 @click.option("--batch-size", type=int, help="rows per step [1024]")
 @click.option("--lr", type=float, help="Adam learning rate [1e-3]")
 @click.option("--seed", type=int, help="seed for the planted dictionary, data and init [0]")
@@ -63,7 +65,7 @@ def _sparsity_field(arch: str) -> str:
 @click.option("--out", type=click.Path(path_type=Path), help="save the trained SAE here")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 def toy(arch, config_path, d_sae, k, sparsity, sparsity_penalty, frequency_scale, bandwidth,
-        threshold_init, encoder_init_scale, density, steps, batch_size, lr, seed, device, bf16,
+        threshold_init, encoder_init_scale, density, rare_range, steps, batch_size, lr, seed, device, bf16,
         compile_, checkpoint_dir, checkpoint_every, resume, metrics_path, json_path, out,
         progress):
     """Train an SAE on planted features and report how many it recovered."""
@@ -97,6 +99,8 @@ def toy(arch, config_path, d_sae, k, sparsity, sparsity_penalty, frequency_scale
     planted = dict(data.get("planted", {}))
     if density is not None:
         planted["density"] = density
+    if rare_range is not None:
+        planted["rare_range"] = rare_range
     if seed is not None:
         planted["seed"] = seed
     data.update(sae=sae, train=train, planted=planted)

@@ -71,7 +71,6 @@ def test_hand_computed_case():
 def test_fvu_is_not_a_mean_of_batch_ratios():
     # Two batches with very different variance: the pooled FVU differs from the per-batch mean.
     x = torch.tensor([[0.0], [2.0], [10.0], [30.0]])
-    x_hat = x + torch.tensor([[1.0], [1.0], [1.0], [1.0]])
     m, _ = evaluate_on_tensor(_Fixed(1, lambda f: f + 1.0, None), x, batch_size=2)
     total_var = float(((x - x.mean()) ** 2).sum())
     assert m["fvu"] == pytest.approx(4.0 / total_var)

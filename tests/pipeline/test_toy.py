@@ -6,21 +6,33 @@ from saeprobe.errors import ConfigError
 from saeprobe.pipeline.toy import ToyConfig, run_toy
 from saeprobe.sae.io import load_sae
 
-SMALL = {"d": 32, "n_features": 128, "n_frequent": 4}
+# A 3-second version of the default problem: 96 features in 32 dimensions.
+SMALL = {"d": 32, "n_features": 96, "n_frequent": 4, "rare_range": (0.01, 0.04)}
 
 
-def test_topk_recovers_planted_features_on_a_small_problem(tmp_path):
-    cfg = ToyConfig(architecture="topk", d_sae=256, batch_size=512, eval_rows=4096,
-                    sae={"k": 4}, train={"steps": 600, "lr": 3e-3, "progress": False},
-                    planted=SMALL)
-    report = run_toy(cfg, out=tmp_path / "sae", json_path=tmp_path / "r.json")
-    assert report["recovered_fraction"] >= 0.9
+def _small(arch, **sae):
+    return ToyConfig(architecture=arch, d_sae=192, batch_size=512, eval_rows=4096, sae=sae,
+                     train={"steps": 1000, "progress": False}, planted=SMALL)
+
+
+@pytest.mark.parametrize(
+    # Measured at seed 0: topk 0.99, relu 0.95, jumprelu 0.77 (seeds 1-2: >= 0.94, 0.93, 0.76).
+    "arch, sae, floor",
+    [("topk", {"k": 4}, 0.9), ("relu", {}, 0.85), ("jumprelu", {}, 0.7)],
+)
+def test_recovers_planted_features_on_a_small_problem(arch, sae, floor):
+    report = run_toy(_small(arch, **sae))
+    assert report["recovered_fraction"] >= floor, report["recovered_fraction"]
+
+
+def test_report_fields_and_saved_sae(tmp_path):
+    report = run_toy(_small("topk", k=4), out=tmp_path / "sae", json_path=tmp_path / "r.json")
     assert report["l0"] == 4.0
     on_disk = json.loads((tmp_path / "r.json").read_text())
     for key in ("recovered_fraction", "mean_max_cosine", "l0", "fvu", "n_high_frequency",
                 "dead_fraction", "seconds"):
         assert key in on_disk
-    assert load_sae(tmp_path / "sae").d_sae == 256
+    assert load_sae(tmp_path / "sae").d_sae == 192
 
 
 def test_unknown_architecture():

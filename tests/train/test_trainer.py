@@ -90,7 +90,8 @@ def test_decoder_rows_stay_unit_norm():
         assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(32), atol=1e-5)
 
 
-def test_nan_batch_is_an_error_and_last_checkpoint_survives(tmp_path):
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_batch_is_an_error_and_last_checkpoint_survives(tmp_path, bad):
     good = _source()
 
     class _Poisoned:
@@ -100,10 +101,10 @@ def test_nan_batch_is_an_error_and_last_checkpoint_survives(tmp_path):
             for step, b in enumerate(good.batches(start), start):
                 if step == 25:
                     b = b.clone()
-                    b[3, 2] = float("nan")
+                    b[3, 2] = bad
                 yield b
 
-    with pytest.raises(DataError, match="batch 25 contains NaN"):
+    with pytest.raises(DataError, match="batch 25 contains NaN or inf"):
         Trainer(_cfg(tmp_path, checkpoint_every=10), _runs("relu")).fit(_Poisoned())
     from saeprobe.train.checkpoint import load_checkpoint
 
@@ -175,3 +176,10 @@ def test_schedules_known_values():
 def test_checkpoint_write_is_atomic(tmp_path):
     Trainer(_cfg(tmp_path, checkpoint_every=10), _runs("relu")).fit(_source())
     assert [p.name for p in tmp_path.iterdir()] == [checkpoint_path(tmp_path).name]
+
+
+def test_bf16_autocast_trains_with_fp32_thresholds():
+    result = Trainer(_cfg(autocast_bf16=True), _runs("jumprelu", "topk")).fit(_source())
+    sae = result.saes["jumprelu"]
+    assert sae.threshold.dtype == torch.float32
+    assert all(torch.isfinite(p).all() for p in sae.parameters())

@@ -117,6 +117,10 @@ class SAE(nn.Module, ABC):
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         """Loss (reconstruction + sparsity + auxiliary terms) for one batch of normalised inputs."""
 
+    def optimizer_groups(self) -> list[dict]:
+        """Parameter groups for the optimiser; `lr_scale` multiplies the scheduled lr."""
+        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+
     def after_optimizer_step(self) -> None:
         """Re-impose constraints that the optimiser may break (e.g. positive thresholds)."""
 
@@ -161,3 +165,21 @@ class SAE(nn.Module, ABC):
     def export_for_inference(self) -> SAE:
         """The SAE to save. BatchTopK returns an equivalent JumpReLU; others return themselves."""
         return self
+
+
+class LinearEncoderSAE(SAE):
+    """An SAE whose pre-activation is z = W_enc^T (x - b_dec) + b_enc (all but Gated)."""
+
+    latent_dims: ClassVar[dict[str, int]] = {"W_enc": 1, "W_dec": 0, "b_enc": 0}
+
+    def create_extra_parameters(self) -> None:
+        self.b_enc = nn.Parameter(torch.zeros(self.cfg.d_sae))
+
+    def reset_extra_parameters(self) -> None:
+        self.b_enc.zero_()
+
+    def pre_activation(self, x: Tensor) -> Tensor:
+        return self.encoder_input(x) @ self.W_enc + self.b_enc
+
+    def _scale_extra_latent_params(self, factor: Tensor) -> None:
+        self.b_enc.mul_(factor)

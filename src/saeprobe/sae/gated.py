@@ -17,14 +17,16 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from saeprobe.sae.auxk import AuxKSettings, add_auxk
 from saeprobe.sae.base import SAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
 
 
-class GatedConfig(SAEConfig):
+class GatedConfig(AuxKSettings, SAEConfig):
     architecture: Literal["gated"] = "gated"
-    l1_coefficient: float = Field(0.1, ge=0, description="lambda on the gate's L1 penalty")
+    aux_coefficient: float = Field(0.0, ge=0, description="alpha on the AuxK dead-latent loss")
+    l1_coefficient: float = Field(0.5, ge=0, description="lambda on the gate's L1 penalty")
 
 
 @register
@@ -59,18 +61,17 @@ class GatedSAE(SAE):
         pi_gate, pi_mag = self._pre_activations(x)
         active = pi_gate > 0
         f = active * torch.relu(pi_mag)
-        mse, sq_error = reconstruction_error(x, self.decode(f))
+        x_hat = self.decode(f)
+        mse, sq_error = reconstruction_error(x, x_hat)
         gate = torch.relu(pi_gate)
         l1 = (gate.float() * self.W_dec.norm(dim=1)).sum(-1).mean()
         x_via_gate = gate @ self.W_dec.detach() + self.b_dec.detach()
         aux, _ = reconstruction_error(x, x_via_gate)
         loss = mse + ctx.sparsity_scale * self.cfg.l1_coefficient * l1 + aux
-        return TrainOutput(
-            loss=loss,
-            fire_counts=(f > 0).sum(0),
-            sq_error=sq_error,
-            terms={"mse": mse.detach(), "l1": l1.detach(), "aux": aux.detach()},
-        )
+        terms = {"mse": mse.detach(), "l1": l1.detach(), "aux": aux.detach()}
+        # A closed gate gets no gradient; AuxK on the gate pre-activation can reopen it.
+        loss = add_auxk(self, loss, terms, pi_gate, x - x_hat, ctx)
+        return TrainOutput(loss=loss, fire_counts=(f > 0).sum(0), sq_error=sq_error, terms=terms)
 
     def _scale_extra_latent_params(self, factor: Tensor) -> None:
         # The gate H(pi_gate) is scale invariant; scaling W_gate scales W_mag along with it.

@@ -22,10 +22,10 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from saeprobe.sae.auxk import AuxKSettings, add_auxk
-from saeprobe.sae.base import SAE, StepContext, TrainOutput, reconstruction_error
+from saeprobe.sae.base import LinearEncoderSAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
-from saeprobe.sae.ste import jumprelu, step
+from saeprobe.sae.ste import jumprelu_and_step
 
 MIN_THRESHOLD = 1e-6
 
@@ -33,14 +33,17 @@ MIN_THRESHOLD = 1e-6
 class JumpReLUConfig(AuxKSettings, SAEConfig):
     architecture: Literal["jumprelu"] = "jumprelu"
     sparsity_coefficient: float = Field(
-        0.01, description="lambda; the live range is about 1e-3..1e-1 in normalised units"
+        0.06, description="lambda; the live range is about 1e-3..1e-1 in normalised units"
     )
     sparsity_penalty: Literal["l0", "quadratic-frequency"] = "l0"
     frequency_scale: float | None = Field(
         None, description="omega_0 of the quadratic-frequency penalty, e.g. 0.1 or 0.01"
     )
-    bandwidth: float = Field(0.05, description="width of the rectangle STE kernel")
-    threshold_init: float = Field(0.05, description="initial theta for every latent")
+    bandwidth: float = Field(0.01, description="width of the rectangle STE kernel")
+    threshold_init: float = Field(0.001, description="initial theta for every latent (GDM)")
+    threshold_lr_scale: float = Field(
+        1.0, gt=0, description="theta's learning rate relative to the weights'"
+    )
 
     @field_validator("sparsity_coefficient")
     @classmethod
@@ -73,7 +76,7 @@ class JumpReLUConfig(AuxKSettings, SAEConfig):
 
 
 @register
-class JumpReLUSAE(SAE):
+class JumpReLUSAE(LinearEncoderSAE):
     architecture = "jumprelu"
     config_class = JumpReLUConfig
     saelens_architecture = "jumprelu"
@@ -81,15 +84,12 @@ class JumpReLUSAE(SAE):
     cfg: JumpReLUConfig
 
     def create_extra_parameters(self) -> None:
-        self.b_enc = nn.Parameter(torch.zeros(self.cfg.d_sae))
+        super().create_extra_parameters()
         self.threshold = nn.Parameter(torch.zeros(self.cfg.d_sae, dtype=torch.float32))
 
     def reset_extra_parameters(self) -> None:
-        self.b_enc.zero_()
+        super().reset_extra_parameters()
         self.threshold.fill_(self.cfg.threshold_init)
-
-    def pre_activation(self, x: Tensor) -> Tensor:
-        return self.encoder_input(x) @ self.W_enc + self.b_enc
 
     def encode(self, x: Tensor) -> Tensor:
         z = self.pre_activation(x)
@@ -98,10 +98,9 @@ class JumpReLUSAE(SAE):
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         eps = self.cfg.bandwidth
         z = self.pre_activation(x)
-        f = jumprelu(z, self.threshold, eps)
+        f, fired = jumprelu_and_step(z, self.threshold, eps)
         x_hat = self.decode(f)
         mse, sq_error = reconstruction_error(x, x_hat)
-        fired = step(z, self.threshold, eps)
         omega = fired.mean(0)
         l0 = omega.sum()
         if self.cfg.sparsity_penalty == "l0":
@@ -116,10 +115,17 @@ class JumpReLUSAE(SAE):
             loss=loss, fire_counts=fired.detach().sum(0), sq_error=sq_error, terms=terms
         )
 
+    def optimizer_groups(self) -> list[dict]:
+        weights = [p for name, p in self.named_parameters() if name != "threshold"]
+        return [
+            {"params": weights, "lr_scale": 1.0},
+            {"params": [self.threshold], "lr_scale": self.cfg.threshold_lr_scale},
+        ]
+
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         self.threshold.clamp_(min=MIN_THRESHOLD)
 
     def _scale_extra_latent_params(self, factor: Tensor) -> None:
-        self.b_enc.mul_(factor)
+        super()._scale_extra_latent_params(factor)
         self.threshold.mul_(factor)

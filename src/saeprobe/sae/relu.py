@@ -6,51 +6,39 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
-from saeprobe.sae.base import SAE, StepContext, TrainOutput, reconstruction_error
+from saeprobe.sae.auxk import AuxKSettings, add_auxk
+from saeprobe.sae.base import LinearEncoderSAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
 
 
-class ReLUConfig(SAEConfig):
+class ReLUConfig(AuxKSettings, SAEConfig):
     architecture: Literal["relu"] = "relu"
+    aux_coefficient: float = Field(0.0, ge=0, description="alpha on the AuxK dead-latent loss")
     l1_coefficient: float = Field(
         0.3, ge=0, description="lambda in lambda * sum_i f_i ||d_i|| (normalised input units)"
     )
 
 
 @register
-class ReLUSAE(SAE):
+class ReLUSAE(LinearEncoderSAE):
     architecture = "relu"
     config_class = ReLUConfig
     saelens_architecture = "standard"
-    latent_dims = {"W_enc": 1, "W_dec": 0, "b_enc": 0}
     cfg: ReLUConfig
-
-    def create_extra_parameters(self) -> None:
-        self.b_enc = nn.Parameter(torch.zeros(self.cfg.d_sae))
-
-    def reset_extra_parameters(self) -> None:
-        self.b_enc.zero_()
-
-    def pre_activation(self, x: Tensor) -> Tensor:
-        return self.encoder_input(x) @ self.W_enc + self.b_enc
 
     def encode(self, x: Tensor) -> Tensor:
         return torch.relu(self.pre_activation(x))
 
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
-        f = self.encode(x)
-        mse, sq_error = reconstruction_error(x, self.decode(f))
+        z = self.pre_activation(x)
+        f = torch.relu(z)
+        x_hat = self.decode(f)
+        mse, sq_error = reconstruction_error(x, x_hat)
         l1 = (f.float() * self.W_dec.norm(dim=1)).sum(-1).mean()
         loss = mse + ctx.sparsity_scale * self.cfg.l1_coefficient * l1
-        return TrainOutput(
-            loss=loss,
-            fire_counts=(f > 0).sum(0),
-            sq_error=sq_error,
-            terms={"mse": mse.detach(), "l1": l1.detach()},
-        )
-
-    def _scale_extra_latent_params(self, factor: Tensor) -> None:
-        self.b_enc.mul_(factor)
+        terms = {"mse": mse.detach(), "l1": l1.detach()}
+        loss = add_auxk(self, loss, terms, z, x - x_hat, ctx)
+        return TrainOutput(loss=loss, fire_counts=(f > 0).sum(0), sq_error=sq_error, terms=terms)

@@ -1,9 +1,13 @@
 """Straight-through estimators for JumpReLU (Rajamanoharan et al. 2024, eqs. 11-12).
 
-The rectangle kernel K(u) = 1[|u| < 1/2] with bandwidth eps gives the threshold a pseudo-gradient
-from the batch rows whose pre-activation lies within eps/2 of it. The step function passes *no*
-gradient to the pre-activations: the sparsity term trains the thresholds only (GDM form).
-All arithmetic is done in float32 so bf16 pre-activations cannot freeze the thresholds.
+With the rectangle kernel K(u) = 1[|u| < 1/2] and bandwidth eps:
+
+    f = z * H(z - theta)    df/dz = H(z - theta)    df/dtheta := -(theta/eps) K((z - theta)/eps)
+    h = H(z - theta)        dh/dz = 0               dh/dtheta := -(1/eps)     K((z - theta)/eps)
+
+The step h passes no gradient to the pre-activations, so the sparsity term trains the thresholds
+only (GDM form). `jumprelu_and_step` computes both in one pass, sharing the kernel window.
+All arithmetic is float32 so bf16 pre-activations cannot round threshold updates away.
 """
 
 from __future__ import annotations
@@ -12,54 +16,43 @@ import torch
 from torch import Tensor
 
 
-def _rectangle(u: Tensor) -> Tensor:
-    return ((u > -0.5) & (u < 0.5)).to(u.dtype)
-
-
-def _sum_to_threshold(g: Tensor) -> Tensor:
-    return g.reshape(-1, g.shape[-1]).sum(0)
-
-
-class _JumpReLU(torch.autograd.Function):
+class _JumpReLUAndStep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
+    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float):
         pre32 = pre.float()
+        active = pre32 > threshold
         ctx.save_for_backward(pre32, threshold)
         ctx.bandwidth = bandwidth
         ctx.pre_dtype = pre.dtype
-        return (pre32 * (pre32 > threshold)).to(pre.dtype)
+        return (pre32 * active).to(pre.dtype), active.float()
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, grad_f: Tensor | None, grad_h: Tensor | None):
         pre, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        g = grad.float()
-        grad_pre = (g * (pre > threshold)).to(ctx.pre_dtype)
-        grad_thr = _sum_to_threshold(-(threshold / eps) * _rectangle((pre - threshold) / eps) * g)
+        u = (pre - threshold) / eps
+        window = ((u > -0.5) & (u < 0.5)).float()
+        grad_pre = None
+        # d theta collects -(theta/eps) K g_f from f and -(1/eps) K g_h from h.
+        theta_coef = torch.zeros_like(pre)
+        if grad_f is not None:
+            g = grad_f.float()
+            grad_pre = (g * (pre > threshold)).to(ctx.pre_dtype)
+            theta_coef = theta_coef + g * threshold
+        if grad_h is not None:
+            theta_coef = theta_coef + grad_h
+        grad_thr = -(window * theta_coef).reshape(-1, pre.shape[-1]).sum(0) / eps
         return grad_pre, grad_thr, None
 
 
-class _Step(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-        pre32 = pre.float()
-        ctx.save_for_backward(pre32, threshold)
-        ctx.bandwidth = bandwidth
-        return (pre32 > threshold).float()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        pre, threshold = ctx.saved_tensors
-        eps = ctx.bandwidth
-        grad_thr = _sum_to_threshold(-(1.0 / eps) * _rectangle((pre - threshold) / eps) * grad)
-        return None, grad_thr, None
+def jumprelu_and_step(pre: Tensor, threshold: Tensor, bandwidth: float) -> tuple[Tensor, Tensor]:
+    """(z * H(z - theta), H(z - theta) as float32), with the pseudo-gradients above."""
+    return _JumpReLUAndStep.apply(pre, threshold, bandwidth)
 
 
 def jumprelu(pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-    """z * H(z - theta), with the STE pseudo-gradient to theta."""
-    return _JumpReLU.apply(pre, threshold, bandwidth)
+    return jumprelu_and_step(pre, threshold, bandwidth)[0]
 
 
 def step(pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-    """H(z - theta) as float32, with gradient to theta only."""
-    return _Step.apply(pre, threshold, bandwidth)
+    return jumprelu_and_step(pre, threshold, bandwidth)[1]

@@ -6,10 +6,10 @@ from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
-from torch import Tensor, nn
+from torch import Tensor
 
 from saeprobe.sae.auxk import AuxKSettings, add_auxk
-from saeprobe.sae.base import SAE, StepContext, TrainOutput, reconstruction_error
+from saeprobe.sae.base import SAE, LinearEncoderSAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
 
@@ -34,21 +34,14 @@ def scatter_latents(pre: Tensor, vals: Tensor, idx: Tensor) -> Tensor:
 
 
 @register
-class TopKSAE(SAE):
+class TopKSAE(LinearEncoderSAE):
+    """Exact under `scale_latents` only for a uniform factor: a per-latent factor changes which
+    latents are in the top k."""
+
     architecture = "topk"
     config_class = TopKConfig
     saelens_architecture = "topk"
-    latent_dims = {"W_enc": 1, "W_dec": 0, "b_enc": 0}
     cfg: TopKConfig
-
-    def create_extra_parameters(self) -> None:
-        self.b_enc = nn.Parameter(torch.zeros(self.cfg.d_sae))
-
-    def reset_extra_parameters(self) -> None:
-        self.b_enc.zero_()
-
-    def pre_activation(self, x: Tensor) -> Tensor:
-        return self.encoder_input(x) @ self.W_enc + self.b_enc
 
     def encode(self, x: Tensor) -> Tensor:
         z = self.pre_activation(x)
@@ -61,10 +54,6 @@ class TopKSAE(SAE):
         f = scatter_latents(z, vals, idx)
         x_hat = self.decode(f)
         return finish_topk_step(self, x, z, f, x_hat, ctx)
-
-    def _scale_extra_latent_params(self, factor: Tensor) -> None:
-        # Exact only for a uniform factor: a per-latent factor changes which latents are top-k.
-        self.b_enc.mul_(factor)
 
 
 def finish_topk_step(

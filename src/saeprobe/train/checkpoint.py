@@ -65,7 +65,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = json.loads((fh.metadata() or {})[_META_KEY])
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise FormatError(f"checkpoint {path} is corrupt ({err}); delete it to restart from scratch")
     runs = []

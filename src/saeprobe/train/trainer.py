@@ -192,7 +192,7 @@ class Trainer:
         sae = create_sae(spec.sae, seed=None) if ckpt is not None else self._init_sae(spec, scale, source, gen)
         sae = sae.to(device)
         optimizer = torch.optim.Adam(
-            sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
+            sae.optimizer_groups(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
         )
         tracker = DeadLatentTracker(spec.sae.d_sae, cfg.dead_after_tokens, device)
         if ckpt is not None:
@@ -249,7 +249,7 @@ class Trainer:
         cfg, sae = self.cfg, run.sae
         lr = lr_at(step, cfg, run.base_lr)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         ctx = StepContext(sparsity_scale_at(step, cfg), run.tracker.dead_mask)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
             out = run.step_fn(x, ctx)
