@@ -36,7 +36,7 @@ def _sparsity_field(arch: str) -> str:
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="YAML toy config; command-line options override it")
 @click.option("--d-sae", type=int, help="number of latents [1024]")
-@click.option("--k", type=int, help="active latents per row (topk, batchtopk) [4]")
+@click.option("--k", type=float, help="active latents per row (topk [4]; batchtopk, may be fractional [1])")
 @click.option("--sparsity-coefficient", "--l1-coefficient", "sparsity", type=float,
               help="lambda: L1 for relu/gated, L0 or QF for jumprelu")
 @click.option("--sparsity-penalty", type=click.Choice(["l0", "quadratic-frequency"]),
@@ -49,7 +49,7 @@ def _sparsity_field(arch: str) -> str:
               help="planted regime: ~4 (sparse) or ~9 (dense) active features per sample")
 @click.option("--rare-range", type=(float, float),
               help="firing-probability range LO HI of the rare planted features")
-@click.option("--steps", type=int, help="training steps [3000; 4500 for jumprelu]")
+@click.option("--steps", type=int, help="training steps [3000; 4500 for jumprelu, batchtopk]")
 @click.option("--batch-size", type=int, help="rows per step [1024]")
 @click.option("--lr", type=float, help="Adam learning rate [1e-3]")
 @click.option("--seed", type=int, help="seed for the planted dictionary, data and init [0]")

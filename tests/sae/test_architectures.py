@@ -147,3 +147,16 @@ def test_reinitialize_latents_touches_only_those_latents(variant):
     assert torch.equal(sae.W_dec[keep], before["W_dec"][keep])
     assert torch.equal(sae.W_enc[:, keep], before["W_enc"][:, keep])
     assert not torch.equal(sae.W_dec[idx], before["W_dec"][idx])
+
+
+def test_batchtopk_accepts_a_fractional_k():
+    sae = create_sae(sae_config("batchtopk", k=1.5), seed=0)
+    with torch.no_grad():
+        sae.b_enc.fill_(1.0)
+    out = sae.training_step(torch.randn(32, 16), StepContext())
+    assert float(out.fire_counts.sum()) == 48
+
+
+def test_topk_rejects_a_fractional_k():
+    with pytest.raises(ConfigError, match="valid integer"):
+        make_config(sae_config("topk", k=1.5))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from saeprobe.sae.base import SAE, StepContext, TrainOutput
@@ -21,9 +21,19 @@ from saeprobe.sae.topk import TopKConfig, TopKSAE, finish_topk_step
 
 class BatchTopKConfig(TopKConfig):
     architecture: Literal["batchtopk"] = "batchtopk"  # type: ignore[assignment]
+    # Mean active latents per row; a fraction is fine since selection is over the whole batch.
+    k: float = Field(32, description="mean active latents per row (may be fractional)")  # type: ignore[assignment]
     threshold_momentum: float = Field(
         0.01, gt=0, le=1, description="EMA weight of each batch's threshold estimate"
     )
+
+    @model_validator(mode="after")
+    def _k_fits(self):
+        if not self.k > 0:
+            raise ValueError(f"k must be > 0 (got {self.k}); pass --k 32 or similar")
+        if self.k > self.d_sae:
+            raise ValueError(f"k={self.k} exceeds d_sae={self.d_sae}; lower --k or raise --d-sae")
+        return self
 
 
 @register
@@ -43,17 +53,21 @@ class BatchTopKSAE(TopKSAE):
         self.threshold.fill_(-1.0)
 
     def encode(self, x: Tensor) -> Tensor:
-        if self.threshold < 0:  # untrained: fall back to per-row top-k
-            return super().encode(x)
         z = torch.relu(self.pre_activation(x))
+        if self.threshold < 0:  # untrained: select over the rows given, as in training
+            return self._select(z)
         return z * (z > self.threshold.to(z.dtype))
+
+    def _select(self, z: Tensor) -> Tensor:
+        rows = z.reshape(-1, z.shape[-1]).shape[0]
+        flat = z.flatten()
+        vals, idx = flat.topk(max(1, round(self.cfg.k * rows)))
+        return torch.zeros_like(flat).scatter(0, idx, vals).view_as(z)
 
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         z = self.pre_activation(x)
-        flat = torch.relu(z).flatten()
-        vals, idx = flat.topk(self.cfg.k * x.shape[0])
-        f = torch.zeros_like(flat).scatter(0, idx, vals).view_as(z)
-        self._update_threshold(vals)
+        f = self._select(torch.relu(z))
+        self._update_threshold(f[f > 0])
         return finish_topk_step(self, x, z, f, self.decode(f), ctx)
 
     @torch.no_grad()
