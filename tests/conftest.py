@@ -19,3 +19,14 @@ def sae_config(variant: str, d_in: int = 16, d_sae: int = 64, **kw) -> dict:
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_data():
+    """../shared/data beside the checkout; tests that need it skip cleanly when it is absent."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip("../shared/data is not available")
+    return path

@@ -112,7 +112,7 @@ def read_cfg(path: Path) -> dict[str, Any]:
     try:
         cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise FormatError(f"{path / CFG_FILE} is unreadable or not JSON ({err}); re-save the SAE")
+        raise FormatError(f"{path / CFG_FILE} is unreadable or not JSON ({err}); re-save the SAE") from None
     if not isinstance(cfg, dict):
         raise FormatError(f"{path / CFG_FILE} must hold a JSON object; re-save the SAE")
     return cfg
@@ -155,7 +155,7 @@ def _load_saelens_dir(path: Path) -> SAE:
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise FormatError(f"{weights_path} is corrupt or truncated ({err}); re-save the SAE")
+        raise FormatError(f"{weights_path} is corrupt or truncated ({err}); re-save the SAE") from None
     return _build(config, tensors, weights_path)
 
 
@@ -167,7 +167,7 @@ def _load_gemma_scope(file: Path) -> SAE:
         else:
             tensors = load_file(str(file))
     except Exception as err:  # numpy raises several types for a bad archive
-        raise FormatError(f"{file} is corrupt or not a Gemma Scope params file ({err})")
+        raise FormatError(f"{file} is corrupt or not a Gemma Scope params file ({err})") from None
     missing = {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} - set(tensors)
     if missing:
         raise FormatError(f"{file} lacks {sorted(missing)}; it is not a Gemma Scope JumpReLU SAE")

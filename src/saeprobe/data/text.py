@@ -1,0 +1,118 @@
+"""Text corpora from files or the Hugging Face hub, as an iterator of documents.
+
+    .txt      one document per line (blank lines skipped)
+    .jsonl    one JSON object per line; `field` (default "text") holds the document
+    .csv      `field` names the column (required)
+    .parquet  `field` names the column (default "text"); needs pyarrow
+    hf:NAME[:SPLIT[:FIELD]]   a hub dataset through `datasets`, when the hub is reachable
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from saeprobe.errors import DataError
+
+SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
+
+
+def iter_texts(source: str, field: str | None = None) -> Iterator[str]:
+    """Yield the non-empty documents of `source`; raise DataError with a fix if it cannot."""
+    if source.startswith("hf:"):
+        yield from _iter_hub(source, field)
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"data file {path} not found; check the path passed to --data")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported data format {suffix or '(none)'}; use one of {', '.join(SUFFIXES)}"
+        )
+    reader = {".txt": _txt, ".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}[suffix]
+    n = 0
+    try:
+        for text in reader(path, field):
+            if text and text.strip():
+                n += 1
+                yield text
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text; convert it or pass another file") from None
+    if n == 0:
+        raise DataError(f"{path} holds no documents; pass a non-empty data file")
+
+
+def _txt(path: Path, field: str | None) -> Iterator[str]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            yield line.rstrip("\n")
+
+
+def _missing_field(path: Path, field: str, available) -> DataError:
+    return DataError(
+        f"{path} has no field {field!r}; pass --field with one of: {', '.join(map(str, available))}"
+    )
+
+
+def _jsonl(path: Path, field: str | None) -> Iterator[str]:
+    key = field or "text"
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise DataError(f"{path}:{i} is not valid JSON; fix or remove that line") from None
+            if not isinstance(row, dict) or key not in row:
+                raise _missing_field(path, key, row.keys() if isinstance(row, dict) else [])
+            yield str(row[key])
+
+
+def _csv(path: Path, field: str | None) -> Iterator[str]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = reader.fieldnames or []
+        if field is None or field not in columns:
+            if field is None:
+                raise DataError(f"{path} is CSV; pass --field with one of: {', '.join(columns)}")
+            raise _missing_field(path, field, columns)
+        for row in reader:
+            yield row[field]
+
+
+def _parquet(path: Path, field: str | None) -> Iterator[str]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("reading .parquet needs pyarrow; pip install pyarrow") from None
+    key = field or "text"
+    table = pq.read_table(path)
+    if key not in table.column_names:
+        raise _missing_field(path, key, table.column_names)
+    for value in table.column(key).to_pylist():
+        yield "" if value is None else str(value)
+
+
+def _iter_hub(source: str, field: str | None) -> Iterator[str]:
+    parts = source[3:].split(":")
+    name, split = parts[0], parts[1] if len(parts) > 1 and parts[1] else "train"
+    key = field or (parts[2] if len(parts) > 2 else "text")
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{source} needs the datasets package; pip install datasets") from None
+    try:
+        ds = datasets.load_dataset(name, split=split, streaming=True)
+    except Exception as err:  # offline, unknown name or split: many exception types
+        raise DataError(
+            f"cannot load {source} from the hub ({str(err).splitlines()[0][:100]}); use a local "
+            "file or check the name and your network"
+        ) from None
+    for row in ds:
+        if key not in row:
+            raise DataError(f"{source} has no field {key!r}; pass one of: {', '.join(row)}")
+        yield str(row[key])
