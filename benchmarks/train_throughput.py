@@ -114,8 +114,10 @@ def main() -> None:
             gemm = gemm_seconds(b, d, m, device, bf16, args.repeats)
             gemm_flops = 5 * 2 * b * d * m / gemm
             label = "bf16" if bf16 else "fp32"
-            print(f"{m:>6} {label:>9} {'GEMM x5':>12} {b / gemm:>12.0f} {1.0:>12.2f}"
-                  f"   ({gemm_flops / 1e9:.0f} GFLOP/s)")
+            print(
+                f"{m:>6} {label:>9} {'GEMM x5':>12} {b / gemm:>12.0f} {1.0:>12.2f}"
+                f"   ({gemm_flops / 1e9:.0f} GFLOP/s)"
+            )
             for arch in args.archs:
                 s = step_seconds(arch, b, d, m, device, bf16, args.repeats)
                 print(f"{m:>6} {label:>9} {arch:>12} {b / s:>12.0f} {gemm / s:>12.2f}")

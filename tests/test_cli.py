@@ -16,8 +16,9 @@ FAST = ["--d-sae", "64", "--batch-size", "128", "--no-progress"]
 
 
 def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "saeprobe.cli", *args], capture_output=True,
-                          text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "saeprobe.cli", *args], capture_output=True, text=True, **kw
+    )
 
 
 @pytest.mark.parametrize(
@@ -25,9 +26,21 @@ def _cli(*args, **kw):
     [
         (["--arch", "topk", "--k", "100"], "k=100 exceeds d_sae=64; lower --k or raise --d-sae"),
         (["--arch", "relu", "--l1-coefficient", "-1"], "l1_coefficient"),
-        (["--arch", "jumprelu", "--sparsity-coefficient", "-0.5"], "sparsity_coefficient must be >= 0"),
-        (["--arch", "jumprelu", "--sparsity-penalty", "quadratic-frequency", "--frequency-scale", "0"],
-         "frequency_scale must be > 0"),
+        (
+            ["--arch", "jumprelu", "--sparsity-coefficient", "-0.5"],
+            "sparsity_coefficient must be >= 0",
+        ),
+        (
+            [
+                "--arch",
+                "jumprelu",
+                "--sparsity-penalty",
+                "quadratic-frequency",
+                "--frequency-scale",
+                "0",
+            ],
+            "frequency_scale must be > 0",
+        ),
         (["--arch", "jumprelu", "--sparsity-penalty", "quadratic-frequency"], "--frequency-scale"),
         (["--arch", "mystery"], "unknown SAE architecture 'mystery'"),
         (["--config", "/nonexistent/toy.yaml"], "not found"),
@@ -60,10 +73,20 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert ref.returncode == 0, ref.stderr
 
     ckpt = tmp_path / "ckpt"
-    args = [*common, "--checkpoint-dir", str(ckpt), "--checkpoint-every", "50",
-            "--out", str(tmp_path / "resumed")]
-    proc = subprocess.Popen([sys.executable, "-m", "saeprobe.cli", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        *common,
+        "--checkpoint-dir",
+        str(ckpt),
+        "--checkpoint-every",
+        "50",
+        "--out",
+        str(tmp_path / "resumed"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "saeprobe.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (ckpt / "checkpoint.safetensors").exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -14,7 +14,12 @@ def test_txt_one_document_per_line(tmp_path):
 
 def test_jsonl_default_and_chosen_field(tmp_path):
     f = tmp_path / "c.jsonl"
-    f.write_text(json.dumps({"text": "a", "body": "x"}) + "\n" + json.dumps({"text": "b", "body": "y"}) + "\n")
+    f.write_text(
+        json.dumps({"text": "a", "body": "x"})
+        + "\n"
+        + json.dumps({"text": "b", "body": "y"})
+        + "\n"
+    )
     assert list(iter_texts(str(f))) == ["a", "b"]
     assert list(iter_texts(str(f), field="body")) == ["x", "y"]
 

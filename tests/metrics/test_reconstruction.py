@@ -35,7 +35,9 @@ def test_identity_reconstruction_has_zero_fvu():
 def test_predicting_the_mean_has_fvu_one():
     x = torch.randn(64, 3) + 5.0
     mean = x.double().mean(0).float()
-    m, _ = evaluate_on_tensor(_Fixed(3, lambda f: mean.expand(f.shape[0], 3), None), x, batch_size=10)
+    m, _ = evaluate_on_tensor(
+        _Fixed(3, lambda f: mean.expand(f.shape[0], 3), None), x, batch_size=10
+    )
     assert m["fvu"] == pytest.approx(1.0, abs=1e-5)
 
 

@@ -11,8 +11,15 @@ SMALL = {"d": 32, "n_features": 96, "n_frequent": 4, "rare_range": (0.01, 0.04)}
 
 
 def _small(arch, **sae):
-    return ToyConfig(architecture=arch, d_sae=192, batch_size=512, eval_rows=4096, sae=sae,
-                     train={"steps": 1000, "progress": False}, planted=SMALL)
+    return ToyConfig(
+        architecture=arch,
+        d_sae=192,
+        batch_size=512,
+        eval_rows=4096,
+        sae=sae,
+        train={"steps": 1000, "progress": False},
+        planted=SMALL,
+    )
 
 
 @pytest.mark.parametrize(
@@ -29,8 +36,15 @@ def test_report_fields_and_saved_sae(tmp_path):
     report = run_toy(_small("topk", k=4), out=tmp_path / "sae", json_path=tmp_path / "r.json")
     assert report["l0"] == 4.0
     on_disk = json.loads((tmp_path / "r.json").read_text())
-    for key in ("recovered_fraction", "mean_max_cosine", "l0", "fvu", "n_high_frequency",
-                "dead_fraction", "seconds"):
+    for key in (
+        "recovered_fraction",
+        "mean_max_cosine",
+        "l0",
+        "fvu",
+        "n_high_frequency",
+        "dead_fraction",
+        "seconds",
+    ):
         assert key in on_disk
     assert load_sae(tmp_path / "sae").d_sae == 192
 

@@ -88,14 +88,33 @@ def test_gated_matches_definition():
     "cfg, message",
     [
         ({"architecture": "topk", "d_in": 8, "d_sae": 16, "k": 32}, "k=32 exceeds d_sae=16"),
-        ({"architecture": "jumprelu", "d_in": 8, "d_sae": 16, "sparsity_coefficient": -1},
-         "sparsity_coefficient must be >= 0"),
-        ({"architecture": "relu", "d_in": 8, "d_sae": 16, "l1_coefficient": -0.1},
-         "l1_coefficient"),
-        ({"architecture": "jumprelu", "d_in": 8, "d_sae": 16,
-          "sparsity_penalty": "quadratic-frequency", "frequency_scale": 0}, "frequency_scale must be > 0"),
-        ({"architecture": "jumprelu", "d_in": 8, "d_sae": 16,
-          "sparsity_penalty": "quadratic-frequency"}, "--frequency-scale"),
+        (
+            {"architecture": "jumprelu", "d_in": 8, "d_sae": 16, "sparsity_coefficient": -1},
+            "sparsity_coefficient must be >= 0",
+        ),
+        (
+            {"architecture": "relu", "d_in": 8, "d_sae": 16, "l1_coefficient": -0.1},
+            "l1_coefficient",
+        ),
+        (
+            {
+                "architecture": "jumprelu",
+                "d_in": 8,
+                "d_sae": 16,
+                "sparsity_penalty": "quadratic-frequency",
+                "frequency_scale": 0,
+            },
+            "frequency_scale must be > 0",
+        ),
+        (
+            {
+                "architecture": "jumprelu",
+                "d_in": 8,
+                "d_sae": 16,
+                "sparsity_penalty": "quadratic-frequency",
+            },
+            "--frequency-scale",
+        ),
         ({"architecture": "relu", "d_in": 0, "d_sae": 16}, "d_in"),
     ],
 )

@@ -49,11 +49,24 @@ def test_relu_saves_as_saelens_standard(tmp_path):
 
 def test_loads_a_plain_saelens_directory(tmp_path):
     d_in, d_sae = 6, 10
-    w = {"W_enc": torch.randn(d_in, d_sae), "W_dec": torch.randn(d_sae, d_in),
-         "b_enc": torch.randn(d_sae), "b_dec": torch.randn(d_in)}
-    (tmp_path / "cfg.json").write_text(json.dumps(
-        {"architecture": "topk", "d_in": d_in, "d_sae": d_sae, "activation_fn_kwargs": {"k": 3},
-         "apply_b_dec_to_input": True, "normalize_activations": "none"}))
+    w = {
+        "W_enc": torch.randn(d_in, d_sae),
+        "W_dec": torch.randn(d_sae, d_in),
+        "b_enc": torch.randn(d_sae),
+        "b_dec": torch.randn(d_in),
+    }
+    (tmp_path / "cfg.json").write_text(
+        json.dumps(
+            {
+                "architecture": "topk",
+                "d_in": d_in,
+                "d_sae": d_sae,
+                "activation_fn_kwargs": {"k": 3},
+                "apply_b_dec_to_input": True,
+                "normalize_activations": "none",
+            }
+        )
+    )
     save_file(w, str(tmp_path / "sae_weights.safetensors"))
     sae = load_sae(tmp_path)
     assert sae.architecture == "topk" and sae.cfg.k == 3
@@ -66,10 +79,13 @@ def test_loads_a_plain_saelens_directory(tmp_path):
 
 def _gemma_params(d_in=6, d_sae=10):
     g = torch.Generator().manual_seed(0)
-    return {"W_enc": torch.randn(d_in, d_sae, generator=g),
-            "W_dec": torch.randn(d_sae, d_in, generator=g),
-            "b_enc": torch.randn(d_sae, generator=g), "b_dec": torch.randn(d_in, generator=g),
-            "threshold": torch.rand(d_sae, generator=g)}
+    return {
+        "W_enc": torch.randn(d_in, d_sae, generator=g),
+        "W_dec": torch.randn(d_sae, d_in, generator=g),
+        "b_enc": torch.randn(d_sae, generator=g),
+        "b_dec": torch.randn(d_in, generator=g),
+        "threshold": torch.rand(d_sae, generator=g),
+    }
 
 
 @pytest.mark.parametrize("fmt", ["npz", "safetensors"])

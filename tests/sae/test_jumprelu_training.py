@@ -9,8 +9,10 @@ from saeprobe.train import RunSpec, TrainConfig, Trainer
 
 def _train(**sae_kw):
     d = PlantedDictionary(PlantedConfig(d=16, n_features=64, n_frequent=2))
-    spec = RunSpec(name="j", sae={"architecture": "jumprelu", "d_in": 16, "d_sae": 64,
-                                  "threshold_init": 0.01, **sae_kw})
+    spec = RunSpec(
+        name="j",
+        sae={"architecture": "jumprelu", "d_in": 16, "d_sae": 64, "threshold_init": 0.01, **sae_kw},
+    )
     cfg = TrainConfig(steps=300, lr=3e-3, lr_warmup_steps=10, progress=False, seed=0)
     result = Trainer(cfg, [spec]).fit(PlantedSource(d, 256))
     x = d.sample(4096, torch.Generator().manual_seed(9))

@@ -32,9 +32,19 @@ def test_step_gives_gradient_to_threshold_only():
 
 
 def _threshold_grad(cfg_extra, z):
-    sae = create_sae({"architecture": "jumprelu", "d_in": 2, "d_sae": 3,
-                      "threshold_init": 0.5, "bandwidth": 0.1, "sparsity_coefficient": 1.0,
-                      "apply_b_dec_to_input": False, **cfg_extra}, seed=0)
+    sae = create_sae(
+        {
+            "architecture": "jumprelu",
+            "d_in": 2,
+            "d_sae": 3,
+            "threshold_init": 0.5,
+            "bandwidth": 0.1,
+            "sparsity_coefficient": 1.0,
+            "apply_b_dec_to_input": False,
+            **cfg_extra,
+        },
+        seed=0,
+    )
     with torch.no_grad():
         sae.W_enc.zero_()
         sae.W_dec.zero_()
@@ -48,7 +58,9 @@ def test_quadratic_frequency_gradient_is_frequency_weighted_l0_gradient():
     z = torch.tensor([[0.52, 0.52, 0.1], [0.52, 0.1, 0.1], [0.52, 0.1, 0.1], [0.1, 0.1, 0.1]])
     g_l0, _ = _threshold_grad({}, z)
     w0 = 0.1
-    g_qf, out = _threshold_grad({"sparsity_penalty": "quadratic-frequency", "frequency_scale": w0}, z)
+    g_qf, out = _threshold_grad(
+        {"sparsity_penalty": "quadratic-frequency", "frequency_scale": w0}, z
+    )
     omega = torch.tensor([0.75, 0.25, 0.0])
     assert torch.allclose(g_qf, g_l0 * (1 + 2 * omega / w0))
     # lambda * sum_i omega_i (1 + omega_i / w0)

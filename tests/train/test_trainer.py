@@ -19,8 +19,9 @@ def _source(batch=64):
 
 
 def _cfg(tmp_path=None, **kw):
-    base = dict(steps=30, lr=3e-3, lr_warmup_steps=5, progress=False, log_every=5,
-                dead_after_tokens=256)
+    base = dict(
+        steps=30, lr=3e-3, lr_warmup_steps=5, progress=False, log_every=5, dead_after_tokens=256
+    )
     if tmp_path is not None:
         base["checkpoint_dir"] = tmp_path
     return TrainConfig(**(base | kw))
@@ -123,8 +124,12 @@ def test_duplicate_run_names_are_rejected():
 
 
 def test_inputs_are_normalised_and_scale_is_folded_at_save(tmp_path):
-    data = PlantedDictionary(PlantedConfig(d=D_IN, n_features=48)).sample(
-        4096, torch.Generator().manual_seed(0)) * 50.0
+    data = (
+        PlantedDictionary(PlantedConfig(d=D_IN, n_features=48)).sample(
+            4096, torch.Generator().manual_seed(0)
+        )
+        * 50.0
+    )
     result = Trainer(_cfg(normalization_batches=8), _runs("relu")).fit(TensorSource(data, 256))
     assert result.scale == pytest.approx(50.0, rel=0.1)
     result.save("relu", tmp_path / "sae")
@@ -136,17 +141,23 @@ def test_inputs_are_normalised_and_scale_is_folded_at_save(tmp_path):
 def test_finetune_from_saved_sae_with_reinit(tmp_path):
     first = Trainer(_cfg(), _runs("jumprelu")).fit(_source())
     first.save("jumprelu", tmp_path / "base")
-    spec = RunSpec(name="ft", sae=sae_config("jumprelu", d_in=D_IN, d_sae=32),
-                   init_from=tmp_path / "base", reinit_fraction=0.25)
+    spec = RunSpec(
+        name="ft",
+        sae=sae_config("jumprelu", d_in=D_IN, d_sae=32),
+        init_from=tmp_path / "base",
+        reinit_fraction=0.25,
+    )
     tuned = Trainer(_cfg(steps=1, lr=1e-12, lr_warmup_steps=0), [spec]).fit(_source())
     base = first.saes["jumprelu"].W_dec
-    same = (torch.nn.functional.cosine_similarity(tuned.saes["ft"].W_dec, base, dim=1) > 0.999)
+    same = torch.nn.functional.cosine_similarity(tuned.saes["ft"].W_dec, base, dim=1) > 0.999
     assert int((~same).sum()) == 8  # exactly 25 % of 32 latents re-initialised
 
 
 def test_finetune_from_wrong_width_is_rejected(tmp_path):
     Trainer(_cfg(), _runs("relu")).fit(_source()).save("relu", tmp_path / "base")
-    spec = RunSpec(name="ft", sae=sae_config("relu", d_in=D_IN, d_sae=64), init_from=tmp_path / "base")
+    spec = RunSpec(
+        name="ft", sae=sae_config("relu", d_in=D_IN, d_sae=64), init_from=tmp_path / "base"
+    )
     with pytest.raises(ConfigError, match="d_sae=32"):
         Trainer(_cfg(), [spec]).fit(_source())
 
@@ -183,3 +194,15 @@ def test_bf16_autocast_trains_with_fp32_thresholds():
     sae = result.saes["jumprelu"]
     assert sae.threshold.dtype == torch.float32
     assert all(torch.isfinite(p).all() for p in sae.parameters())
+
+
+def test_threshold_lr_scale_slows_only_the_thresholds():
+    def trained(scale):
+        spec = RunSpec(
+            name="j", sae=sae_config("jumprelu", d_in=D_IN, d_sae=32, threshold_lr_scale=scale)
+        )
+        return Trainer(_cfg(steps=10), [spec]).fit(_source()).saes["j"]
+
+    init = 0.001  # threshold_init default
+    fast, slow = trained(1.0), trained(1e-6)
+    assert (slow.threshold - init).abs().max() < 1e-6 < (fast.threshold - init).abs().max()

@@ -1,10 +1,10 @@
 """Text corpora from files or the Hugging Face hub, as an iterator of documents.
 
-    .txt      one document per line (blank lines skipped)
-    .jsonl    one JSON object per line; `field` (default "text") holds the document
-    .csv      `field` names the column (required)
-    .parquet  `field` names the column (default "text"); needs pyarrow
-    hf:NAME[:SPLIT[:FIELD]]   a hub dataset through `datasets`, when the hub is reachable
+.txt      one document per line (blank lines skipped)
+.jsonl    one JSON object per line; `field` (default "text") holds the document
+.csv      `field` names the column (required)
+.parquet  `field` names the column (default "text"); needs pyarrow
+hf:NAME[:SPLIT[:FIELD]]   a hub dataset through `datasets`, when the hub is reachable
 """
 
 from __future__ import annotations

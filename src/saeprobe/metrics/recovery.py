@@ -12,9 +12,7 @@ def feature_recovery(planted: Tensor, decoder: Tensor, threshold: float = 0.9) -
     recovered_fraction is the share of planted directions whose best cosine is >= threshold.
     """
     if planted.shape[-1] != decoder.shape[-1]:
-        raise ValueError(
-            f"planted width {planted.shape[-1]} != decoder width {decoder.shape[-1]}"
-        )
+        raise ValueError(f"planted width {planted.shape[-1]} != decoder width {decoder.shape[-1]}")
     best = max_cosines(planted, decoder)
     return {
         "recovered_fraction": float((best >= threshold).double().mean()),

@@ -112,7 +112,9 @@ def run_toy(
         "planted": cfg.planted.model_dump(),
     }
     if out is not None:
-        result.save(spec.name, out, metadata={"source": "saeprobe toy", "planted": report["planted"]})
+        result.save(
+            spec.name, out, metadata={"source": "saeprobe toy", "planted": report["planted"]}
+        )
         report["sae_dir"] = str(out)
     if json_path is not None:
         atomic_write_json(json_path, report)
@@ -130,13 +132,23 @@ def load_toy_config(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(f"config file {path} not found; check the path") from None
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0]
-        raise ConfigError(f"config file {path} is not valid YAML ({first}); fix the syntax") from None
+        raise ConfigError(
+            f"config file {path} is not valid YAML ({first}); fix the syntax"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
     return data
 
 
 def dump(report: dict[str, Any]) -> str:
-    keys = ("architecture", "recovered_fraction", "mean_max_cosine", "l0", "fvu",
-            "n_high_frequency", "dead_fraction", "seconds")
+    keys = (
+        "architecture",
+        "recovered_fraction",
+        "mean_max_cosine",
+        "l0",
+        "fvu",
+        "n_high_frequency",
+        "dead_fraction",
+        "seconds",
+    )
     return json.dumps({k: report[k] for k in keys})

@@ -112,7 +112,9 @@ def read_cfg(path: Path) -> dict[str, Any]:
     try:
         cfg = json.loads((path / CFG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise FormatError(f"{path / CFG_FILE} is unreadable or not JSON ({err}); re-save the SAE") from None
+        raise FormatError(
+            f"{path / CFG_FILE} is unreadable or not JSON ({err}); re-save the SAE"
+        ) from None
     if not isinstance(cfg, dict):
         raise FormatError(f"{path / CFG_FILE} must hold a JSON object; re-save the SAE")
     return cfg
@@ -155,7 +157,9 @@ def _load_saelens_dir(path: Path) -> SAE:
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise FormatError(f"{weights_path} is corrupt or truncated ({err}); re-save the SAE") from None
+        raise FormatError(
+            f"{weights_path} is corrupt or truncated ({err}); re-save the SAE"
+        ) from None
     return _build(config, tensors, weights_path)
 
 

@@ -20,12 +20,10 @@ class TopKConfig(AuxKSettings, SAEConfig):
 
     @model_validator(mode="after")
     def _k_fits(self):
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1 (got {self.k}); pass --k 32 or similar")
+        if not self.k > 0:
+            raise ValueError(f"k must be > 0 (got {self.k}); pass --k 32 or similar")
         if self.k > self.d_sae:
-            raise ValueError(
-                f"k={self.k} exceeds d_sae={self.d_sae}; lower --k or raise --d-sae"
-            )
+            raise ValueError(f"k={self.k} exceeds d_sae={self.d_sae}; lower --k or raise --d-sae")
         return self
 
 

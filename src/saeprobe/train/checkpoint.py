@@ -67,7 +67,9 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             meta = json.loads((fh.metadata() or {})[_META_KEY])
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
     except (SafetensorError, OSError, KeyError, ValueError) as err:
-        raise FormatError(f"checkpoint {path} is corrupt ({err}); delete it to restart from scratch") from None
+        raise FormatError(
+            f"checkpoint {path} is corrupt ({err}); delete it to restart from scratch"
+        ) from None
     runs = []
     for i in range(meta["n_runs"]):
         prefix = f"run{i}."

@@ -110,7 +110,9 @@ class Trainer:
             scale, start = float(ckpt.meta["scale"]), ckpt.step
         else:
             scale, start = estimate_scale(source, cfg.normalization_batches), 0
-        runs = [self._build_run(i, s, scale, device, source, ckpt) for i, s in enumerate(self.specs)]
+        runs = [
+            self._build_run(i, s, scale, device, source, ckpt) for i, s in enumerate(self.specs)
+        ]
 
         logger = MetricsLogger(
             cfg.metrics_path,
@@ -118,7 +120,9 @@ class Trainer:
             wandb_project=cfg.wandb_project,
             wandb_config={"train": cfg.model_dump(mode="json")},
         )
-        bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc="train", unit="step")
+        bar = tqdm(
+            total=cfg.steps, initial=start, disable=not cfg.progress, desc="train", unit="step"
+        )
         try:
             batches = source.batches(start)
             for step in range(start, cfg.steps):
@@ -189,7 +193,11 @@ class Trainer:
         cfg = self.cfg
         # Seeded by run name, so adding or reordering runs never changes another run's init.
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + zlib.crc32(spec.name.encode()))
-        sae = create_sae(spec.sae, seed=None) if ckpt is not None else self._init_sae(spec, scale, source, gen)
+        sae = (
+            create_sae(spec.sae, seed=None)
+            if ckpt is not None
+            else self._init_sae(spec, scale, source, gen)
+        )
         sae = sae.to(device)
         optimizer = torch.optim.Adam(
             sae.optimizer_groups(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
@@ -363,9 +371,7 @@ def _restore(
     for name, st in state.optim.items():
         p = params[name]
         # Adam keeps its scalar step on the CPU unless fused/capturable.
-        optimizer.state[p] = {
-            k: (v.cpu() if k == "step" else v.to(device)) for k, v in st.items()
-        }
+        optimizer.state[p] = {k: (v.cpu() if k == "step" else v.to(device)) for k, v in st.items()}
     tracker.rows_since_fired.copy_(state.rows_since_fired.to(device))
 
 
