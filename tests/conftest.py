@@ -1,5 +1,11 @@
+import json
+
 import pytest
 import torch
+from harvest_helpers import small_harvest
+
+from saeprobe.data.default_corpus import iter_default_corpus
+from saeprobe.lm import load_model
 
 ARCH_KW = {
     "relu": {},
@@ -30,3 +36,25 @@ def shared_data():
     if not path.is_dir():
         pytest.skip("../shared/data is not available")
     return path
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    return load_model("minilm")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small JSONL corpus of real prose (the first default-corpus documents, cut short)."""
+    path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
+    docs = [doc[:1500] for _, doc in zip(range(24), iter_default_corpus(), strict=False)]
+    path.write_text("".join(json.dumps({"text": d, "id": i}) + "\n" for i, d in enumerate(docs)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def store(minilm, corpus, tmp_path_factory):
+    """A finished store of 3000 tokens at layers 1 and 3, in 6 shards."""
+    out = tmp_path_factory.mktemp("store") / "acts"
+    small_harvest(minilm, corpus, out, layers=[1, 3], max_tokens=3000)
+    return out

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,143 +29,209 @@ def main() -> None:
     """Train sparse autoencoders and test whether they help on downstream tasks."""
 
 
+def _options(*decorators: Callable) -> Callable:
+    def apply(fn: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+_PATH = click.Path(path_type=Path)
+
+sae_options = _options(
+    click.option("--arch", help="relu | gated | jumprelu | topk | batchtopk [topk]"),
+    click.option("--d-sae", type=int, help="number of latents"),
+    click.option(
+        "--k", type=float, help="active latents per row (topk; batchtopk may be fractional)"
+    ),
+    click.option(
+        "--sparsity-coefficient",
+        "--l1-coefficient",
+        "sparsity",
+        type=float,
+        help="lambda: L1 for relu/gated, L0 or QF for jumprelu",
+    ),
+    click.option(
+        "--sparsity-penalty",
+        type=click.Choice(["l0", "quadratic-frequency"]),
+        help="jumprelu sparsity penalty [l0]",
+    ),
+    click.option("--frequency-scale", type=float, help="omega_0 of the QF penalty, e.g. 0.1"),
+    click.option("--bandwidth", type=float, help="jumprelu STE bandwidth (normalised units)"),
+    click.option("--threshold-init", type=float, help="jumprelu initial threshold"),
+    click.option("--encoder-init-scale", type=float, help="W_enc = scale * W_dec^T at init [0.1]"),
+)
+
+train_options = _options(
+    click.option("--steps", type=int, help="training steps"),
+    click.option("--batch-size", type=int, help="rows per step"),
+    click.option("--lr", type=float, help="Adam learning rate"),
+    click.option("--seed", type=int, help="seed for data order and initialisation [0]"),
+    click.option("--device", help="auto | cpu | cuda[:N]"),
+    click.option("--bf16/--no-bf16", default=None, help="bf16 autocast for the SAE"),
+    click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step"),
+    click.option("--checkpoint-every", type=int, help="checkpoint every N steps"),
+    click.option("--resume", is_flag=True, help="continue from the last checkpoint"),
+    click.option("--metrics", "metrics_path", type=_PATH, help="JSONL file for training metrics"),
+    click.option("--progress/--no-progress", default=True, help="show a progress bar"),
+)
+
+
 def _sparsity_field(arch: str) -> str:
     return "sparsity_coefficient" if arch == "jumprelu" else "l1_coefficient"
 
 
+def _set(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`target` updated with the values that were given (not None)."""
+    return {**target, **{k: v for k, v in values.items() if v is not None}}
+
+
+def _sae_overrides(arch: str, base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
+    return _set(
+        base,
+        {
+            "k": o["k"],
+            _sparsity_field(arch): o["sparsity"],
+            "sparsity_penalty": o["sparsity_penalty"],
+            "frequency_scale": o["frequency_scale"],
+            "bandwidth": o["bandwidth"],
+            "threshold_init": o["threshold_init"],
+            "encoder_init_scale": o["encoder_init_scale"],
+        },
+    )
+
+
+def _train_overrides(base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
+    train = _set(
+        base,
+        {
+            "steps": o["steps"],
+            "lr": o["lr"],
+            "seed": o["seed"],
+            "device": o["device"],
+            "autocast_bf16": o["bf16"],
+            "compile": o["compile_"],
+            "checkpoint_every": o["checkpoint_every"],
+            "metrics_path": o["metrics_path"],
+        },
+    )
+    train["progress"] = o["progress"]
+    return train
+
+
 @main.command()
-@click.option("--arch", help="relu | gated | jumprelu | topk | batchtopk [topk]")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    help="YAML toy config; command-line options override it",
-)
-@click.option("--d-sae", type=int, help="number of latents [1024]")
-@click.option(
-    "--k", type=float, help="active latents per row (topk [4]; batchtopk, may be fractional [1])"
-)
-@click.option(
-    "--sparsity-coefficient",
-    "--l1-coefficient",
-    "sparsity",
-    type=float,
-    help="lambda: L1 for relu/gated, L0 or QF for jumprelu",
-)
-@click.option(
-    "--sparsity-penalty",
-    type=click.Choice(["l0", "quadratic-frequency"]),
-    help="jumprelu sparsity penalty [l0]",
-)
-@click.option("--frequency-scale", type=float, help="omega_0 of the QF penalty, e.g. 0.1")
-@click.option("--bandwidth", type=float, help="jumprelu STE bandwidth (normalised units)")
-@click.option("--threshold-init", type=float, help="jumprelu initial threshold")
-@click.option("--encoder-init-scale", type=float, help="W_enc = scale * W_dec^T at init [0.1]")
+@sae_options
+@train_options
+@click.option("--config", "config_path", type=_PATH, help="YAML toy config; options override it")
 @click.option(
     "--density",
     type=click.Choice(["sparse", "dense"]),
     help="planted regime: ~4 (sparse) or ~9 (dense) active features per sample",
 )
 @click.option(
-    "--rare-range",
-    type=(float, float),
-    help="firing-probability range LO HI of the rare planted features",
+    "--rare-range", type=(float, float), help="firing-probability range LO HI of rare features"
 )
-@click.option("--steps", type=int, help="training steps [3000; 4500 for jumprelu, batchtopk]")
-@click.option("--batch-size", type=int, help="rows per step [1024]")
-@click.option("--lr", type=float, help="Adam learning rate [3e-3]")
-@click.option("--seed", type=int, help="seed for the planted dictionary, data and init [0]")
-@click.option("--device", help="auto | cpu | cuda[:N]")
-@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast for the SAE")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the step")
-@click.option("--checkpoint-dir", type=click.Path(path_type=Path), help="where checkpoints go")
-@click.option("--checkpoint-every", type=int, help="checkpoint every N steps")
-@click.option("--resume", is_flag=True, help="continue from the checkpoint in --checkpoint-dir")
-@click.option(
-    "--metrics",
-    "metrics_path",
-    type=click.Path(path_type=Path),
-    help="JSONL file for training metrics",
-)
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="write results here")
-@click.option("--out", type=click.Path(path_type=Path), help="save the trained SAE here")
-@click.option("--progress/--no-progress", default=True, help="show a progress bar")
-def toy(
-    arch,
-    config_path,
-    d_sae,
-    k,
-    sparsity,
-    sparsity_penalty,
-    frequency_scale,
-    bandwidth,
-    threshold_init,
-    encoder_init_scale,
-    density,
-    rare_range,
-    steps,
-    batch_size,
-    lr,
-    seed,
-    device,
-    bf16,
-    compile_,
-    checkpoint_dir,
-    checkpoint_every,
-    resume,
-    metrics_path,
-    json_path,
-    out,
-    progress,
-):
+@click.option("--checkpoint-dir", type=_PATH, help="where checkpoints go")
+@click.option("--json", "json_path", type=_PATH, help="write results here")
+@click.option("--out", type=_PATH, help="save the trained SAE here")
+def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
     """Train an SAE on planted features and report how many it recovered."""
     from saeprobe.pipeline.toy import ToyConfig, dump, load_toy_config, run_toy
     from saeprobe.sae.config import build_config
 
     data = load_toy_config(config_path)
-    arch = arch or data.get("architecture") or "topk"
+    arch = o["arch"] or data.get("architecture") or "topk"
     data["architecture"] = arch
-    sae = dict(data.get("sae", {}))
-    for key, val in {
-        "k": k,
-        _sparsity_field(arch): sparsity,
-        "sparsity_penalty": sparsity_penalty,
-        "frequency_scale": frequency_scale,
-        "bandwidth": bandwidth,
-        "threshold_init": threshold_init,
-        "encoder_init_scale": encoder_init_scale,
-    }.items():
-        if val is not None:
-            sae[key] = val
-    train = dict(data.get("train", {}))
-    for key, val in {
-        "steps": steps,
-        "lr": lr,
-        "device": device,
-        "autocast_bf16": bf16,
-        "compile": compile_,
-        "checkpoint_dir": checkpoint_dir,
-        "checkpoint_every": checkpoint_every,
-        "metrics_path": metrics_path,
-    }.items():
-        if val is not None:
-            train[key] = val
-    train["progress"] = progress
-    planted = dict(data.get("planted", {}))
-    if density is not None:
-        planted["density"] = density
-    if rare_range is not None:
-        planted["rare_range"] = rare_range
-    if seed is not None:
-        planted["seed"] = seed
-    data.update(sae=sae, train=train, planted=planted)
-    if d_sae is not None:
-        data["d_sae"] = d_sae
-    if batch_size is not None:
-        data["batch_size"] = batch_size
+    seed = o.pop("seed")
+    data["sae"] = _sae_overrides(arch, dict(data.get("sae", {})), o)
+    data["train"] = _train_overrides(dict(data.get("train", {})), o | {"seed": None})
+    if checkpoint_dir is not None:
+        data["train"]["checkpoint_dir"] = checkpoint_dir
+    data["planted"] = _set(
+        dict(data.get("planted", {})), {"density": density, "rare_range": rare_range, "seed": seed}
+    )
+    data = _set(data, {"d_sae": o["d_sae"], "batch_size": o["batch_size"]})
     cfg = build_config(ToyConfig, data, what="toy config")
-    report = run_toy(cfg, out=out, json_path=json_path, resume=resume)
+    report = run_toy(cfg, out=out, json_path=json_path, resume=o["resume"])
     click.echo(dump(report))
+
+
+@main.command()
+@click.option("--model", default="minilm", show_default=True, help="alias, local path or hub id")
+@click.option(
+    "--layer", "layers", type=int, multiple=True, required=True, help="block index; repeat"
+)
+@click.option("--data", help="corpus file, hf:NAME[:SPLIT[:FIELD]] [python-docs, offline]")
+@click.option("--field", help="text field (jsonl/parquet) or column (csv)")
+@click.option("--out", required=True, type=_PATH, help="store directory")
+@click.option("--max-tokens", type=int, help="stop after this many tokens")
+@click.option("--context", type=int, help="tokens per window, specials included [128]")
+@click.option("--batch-size", type=int, help="windows per forward pass [32]")
+@click.option("--shard-tokens", type=int, help="tokens per shard file [65536]")
+@click.option("--chat", is_flag=True, help="wrap each document as a chat user turn")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), help="model + store dtype")
+@click.option("--device", help="auto | cpu | cuda[:N]")
+@click.option("--outlier-factor", type=float, help="drop tokens with norm > F x median")
+@click.option("--resume", is_flag=True, help="continue an interrupted harvest in --out")
+@click.option("--progress/--no-progress", default=True, help="show a progress bar")
+def harvest(resume, **o):
+    """Run a model over a corpus and store residual activations at the given layers."""
+    from saeprobe.activations.harvest import HarvestConfig, harvest
+    from saeprobe.sae.config import build_config
+
+    o = {k: v for k, v in o.items() if v is not None}
+    cfg = build_config(HarvestConfig, o, what="harvest settings")
+    manifest = harvest(cfg, resume=resume)
+    if manifest is not None:
+        click.echo(
+            f"{manifest.n_tokens} tokens x {manifest.d_model} at layers {manifest.layers} "
+            f"in {len(manifest.shards)} shards -> {cfg.out}"
+        )
+
+
+@main.command()
+@click.option("--acts", required=True, type=_PATH, help="activation store from saeprobe harvest")
+@click.option("--layer", type=int, help="stored layer to train on (needed if several)")
+@click.option("--out", required=True, type=_PATH, help="directory for the trained SAE")
+@click.option("--config", "config_path", type=_PATH, help="YAML with sae: and train: sections")
+@click.option("--epochs", type=float, help="passes over the store [1 unless --steps]")
+@click.option("--init-from", type=_PATH, help="finetune from this SAE directory")
+@click.option("--reinit-fraction", type=float, help="latents re-initialised before finetuning")
+@click.option("--no-verify", is_flag=True, help="skip shard checksums")
+@sae_options
+@train_options
+def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_verify, **o):
+    """Train an SAE on a harvested activation store."""
+    import json
+
+    from saeprobe.pipeline.toy import load_toy_config
+    from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
+    from saeprobe.sae.config import build_config
+
+    data = load_toy_config(config_path)
+    arch = o["arch"] or data.get("architecture") or "topk"
+    data = _set(
+        data,
+        {
+            "acts": acts,
+            "out": out,
+            "layer": layer,
+            "architecture": arch,
+            "d_sae": o["d_sae"],
+            "batch_size": o["batch_size"],
+            "epochs": epochs,
+            "init_from": init_from,
+            "reinit_fraction": reinit_fraction,
+        },
+    )
+    data["verify"] = not no_verify
+    data["sae"] = _sae_overrides(arch, dict(data.get("sae", {})), o)
+    data["train"] = _train_overrides(dict(data.get("train", {})), o)
+    cfg = build_config(StoreTrainConfig, data, what="train settings")
+    report = train_from_store(cfg, resume=o["resume"])
+    click.echo(json.dumps({k: v for k, v in report.items() if k not in ("sae", "train")}, indent=2))
 
 
 if __name__ == "__main__":

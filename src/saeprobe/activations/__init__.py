@@ -1,0 +1,1 @@
+"""Harvest residual-stream activations into a sharded on-disk store, and read them back."""

@@ -1,0 +1,128 @@
+"""`saeprobe train`: train one SAE of any architecture on a harvested activation store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from saeprobe.activations.store import ActivationStore
+from saeprobe.errors import ConfigError
+from saeprobe.io_utils import atomic_write_json
+from saeprobe.metrics.reconstruction import ReconstructionAccumulator
+from saeprobe.sae.config import build_config
+from saeprobe.sae.registry import get_architecture, make_config
+from saeprobe.train.config import RunSpec, TrainConfig
+from saeprobe.train.trainer import Trainer, resolve_device
+
+
+class StoreTrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    acts: Path
+    out: Path
+    layer: int | None = Field(None, description="which stored layer; needed if several")
+    architecture: str = "topk"
+    d_sae: int | None = Field(None, gt=0, description="latents; default 8 x d_model")
+    batch_size: int = Field(4096, gt=0)
+    epochs: float | None = Field(
+        None, gt=0, description="passes over the store; default 1 unless train.steps is set"
+    )
+    eval_batches: int = Field(8, ge=0, description="batches for the summary metrics")
+    verify: bool = Field(True, description="check shard checksums before training")
+    init_from: Path | None = Field(None, description="finetune from this saved SAE")
+    reinit_fraction: float = Field(0.0, ge=0, lt=1)
+    sae: dict[str, Any] = Field(default_factory=dict, description="SAE settings, e.g. k")
+    train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out.with_name(self.out.name + ".checkpoint")
+
+
+def _train_config(cfg: StoreTrainConfig, steps_per_epoch: int) -> TrainConfig:
+    train = dict(cfg.train)
+    if cfg.epochs is not None or "steps" not in train:
+        train["steps"] = max(1, round((cfg.epochs or 1.0) * steps_per_epoch))
+    steps = train["steps"]
+    train.setdefault("lr_warmup_steps", min(100, steps // 10))
+    train.setdefault("checkpoint_dir", cfg.checkpoint_dir)
+    train.setdefault("checkpoint_every", max(1, min(500, steps // 10)))
+    return build_config(TrainConfig, train, what="training settings")
+
+
+def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    get_architecture(cfg.architecture)
+    store = ActivationStore(cfg.acts, verify=cfg.verify)
+    seed = int(cfg.train.get("seed", 0))
+    source = store.source(cfg.batch_size, layer=cfg.layer, seed=seed)
+    if cfg.eval_batches and cfg.eval_batches >= source.per_epoch:
+        cfg = cfg.model_copy(update={"eval_batches": max(1, source.per_epoch // 4)})
+    train_cfg = _train_config(cfg, source.per_epoch)
+    if resume and not cfg.checkpoint_dir.exists():
+        raise ConfigError(f"--resume: no checkpoint at {cfg.checkpoint_dir}; drop --resume")
+    sae_cfg = make_config(
+        {
+            "architecture": cfg.architecture,
+            "d_in": store.d_model,
+            "d_sae": cfg.d_sae or 8 * store.d_model,
+            **cfg.sae,
+        }
+    )
+    spec = RunSpec(
+        name=cfg.architecture,
+        sae=sae_cfg,
+        init_from=cfg.init_from,
+        reinit_fraction=cfg.reinit_fraction,
+    )
+    result = Trainer(train_cfg, [spec]).fit(source, resume=resume)
+    sae = result.export(spec.name)
+    manifest = store.manifest
+    meta = {
+        "source": "saeprobe train",
+        "model_name": manifest.model,
+        "model_weights_sha256": manifest.model_weights_sha256,
+        "hook_layer": source.layer,
+        "context_size": manifest.context,
+        "dataset_path": manifest.data,
+        "activation_store": str(cfg.acts),
+    }
+    result.save(spec.name, cfg.out, metadata=meta)
+    summary = _summary(sae, store, source, cfg.eval_batches, train_cfg.device)
+    report = {
+        "architecture": cfg.architecture,
+        "sae_dir": str(cfg.out),
+        "layer": source.layer,
+        "steps": train_cfg.steps,
+        "tokens_trained": train_cfg.steps * cfg.batch_size,
+        "store_tokens": store.n_tokens,
+        **summary,
+        "dead_fraction_training": result.dead_fraction[spec.name],
+        "train_seconds": round(result.seconds, 2),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "sae": sae_cfg.model_dump(),
+        "train": train_cfg.model_dump(mode="json"),
+    }
+    atomic_write_json(cfg.out / "train_report.json", report)
+    return report
+
+
+def _summary(sae, store, source, n_batches: int, device: str) -> dict[str, Any]:
+    """FVU / L0 on the first shuffled batches (training data: a sanity check, not an eval)."""
+    import torch
+
+    if n_batches == 0:
+        return {}
+    sae = sae.export_for_inference().to(resolve_device(device)).eval()
+    acc = ReconstructionAccumulator(sae.cfg.d_sae)
+    batches = source.batches(0)
+    with torch.no_grad():
+        for _ in range(n_batches):
+            x = next(batches).float().to(sae.W_dec.device)
+            latents = sae.encode(x)
+            acc.update(x, sae.decode(latents), latents)
+    result = acc.result()
+    return {f"train_{k}": result[k] for k in ("fvu", "nmse", "l0", "n_high_frequency")}

@@ -1,0 +1,19 @@
+"""Small-harvest helpers shared by the activation tests."""
+
+import subprocess
+import sys
+
+from saeprobe.activations.harvest import HarvestConfig, harvest
+
+SMALL = {"context": 32, "batch_size": 8, "shard_tokens": 512, "progress": False}
+
+
+def small_harvest(minilm, corpus, out, resume=False, **kw):
+    cfg = HarvestConfig(**{"layers": [3], "data": str(corpus), "out": out, **SMALL, **kw})
+    return harvest(cfg, resume=resume, lm=minilm)
+
+
+def cli(*args, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "saeprobe.cli", *args], capture_output=True, text=True, **kw
+    )
