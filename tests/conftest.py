@@ -44,6 +44,31 @@ def minilm():
 
 
 @pytest.fixture(scope="session")
+def tiny_llama_path(tmp_path_factory, minilm):
+    """A random-weight causal LM built from a config, saved with MiniLM's tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=minilm.tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_llama")
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    minilm.tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_llama_path):
+    return load_model(str(tiny_llama_path))
+
+
+@pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     """A small JSONL corpus of real prose (the first default-corpus documents, cut short)."""
     path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"

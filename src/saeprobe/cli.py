@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from saeprobe.errors import SaeprobeError
+from saeprobe.errors import ConfigError, SaeprobeError
 
 
 class _Group(click.Group):
@@ -138,10 +138,11 @@ def _train_overrides(base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
 @click.option("--out", type=_PATH, help="save the trained SAE here")
 def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
     """Train an SAE on planted features and report how many it recovered."""
-    from saeprobe.pipeline.toy import ToyConfig, dump, load_toy_config, run_toy
+    from saeprobe.pipeline.toy import ToyConfig, dump, run_toy
     from saeprobe.sae.config import build_config
+    from saeprobe.yaml_config import load_yaml_config
 
-    data = load_toy_config(config_path)
+    data = load_yaml_config(config_path)
     arch = o["arch"] or data.get("architecture") or "topk"
     data["architecture"] = arch
     seed = o.pop("seed")
@@ -206,11 +207,11 @@ def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_
     """Train an SAE on a harvested activation store."""
     import json
 
-    from saeprobe.pipeline.toy import load_toy_config
     from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
     from saeprobe.sae.config import build_config
+    from saeprobe.yaml_config import load_yaml_config
 
-    data = load_toy_config(config_path)
+    data = load_yaml_config(config_path)
     arch = o["arch"] or data.get("architecture") or "topk"
     data = _set(
         data,
@@ -232,6 +233,78 @@ def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_
     cfg = build_config(StoreTrainConfig, data, what="train settings")
     report = train_from_store(cfg, resume=o["resume"])
     click.echo(json.dumps({k: v for k, v in report.items() if k not in ("sae", "train")}, indent=2))
+
+
+@main.command()
+@click.option("--sae", required=True, type=_PATH, help="SAE directory")
+@click.option("--acts", required=True, type=_PATH, help="activation store to evaluate on")
+@click.option("--layer", type=int, help="stored layer [the SAE's hook_layer]")
+@click.option("--json", "json_path", required=True, type=_PATH, help="write the metrics here")
+@click.option("--eval-tokens", type=int, help="evaluate the store's last N tokens [65536]")
+@click.option("--batch-size", type=int, help="tokens per batch [4096]")
+@click.option("--model", help="model for the spliced evaluation [the store's]")
+@click.option("--data", help="texts for the spliced evaluation [the store's, held out]")
+@click.option("--field", help="text field of --data")
+@click.option("--lm-windows", type=int, help="context windows for the spliced evaluation [64]")
+@click.option("--lm/--no-lm", default=True, help="splice the SAE into the model")
+@click.option("--device", help="auto | cpu | cuda[:N]")
+@click.option("--no-verify", is_flag=True, help="skip shard checksums")
+def evaluate(json_path, no_verify, **o):
+    """Reconstruction, sparsity and firing-frequency metrics, and the SAE's effect on the model."""
+    import json
+
+    from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
+    from saeprobe.sae.config import build_config
+
+    data = {k: v for k, v in o.items() if v is not None} | {"verify": not no_verify}
+    report = evaluate_sae(build_config(EvaluateConfig, data, what="evaluate settings"), json_path)
+    click.echo(json.dumps(report, indent=2))
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG.yaml", type=_PATH)
+@click.option("--out", required=True, type=_PATH, help="sweep directory (re-run to resume)")
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
+def sweep(config_path, out, progress):
+    """Train and evaluate a grid of SAEs; write sweep.csv/json and the figures."""
+    from saeprobe.sae.config import build_config
+    from saeprobe.sweep.config import SweepConfig
+    from saeprobe.sweep.runner import run_sweep
+    from saeprobe.yaml_config import load_yaml_config
+
+    data = load_yaml_config(config_path)
+    if not data:
+        raise ConfigError(f"config file {config_path} is empty; see configs/sweep-minilm.yaml")
+    cfg = build_config(SweepConfig, data, what=f"sweep config {config_path}")
+    rows = run_sweep(cfg, out, progress=progress)
+    click.echo(f"{len(rows)} SAEs -> {out}/sweep.csv")
+
+
+@main.command("build-dataset")
+@click.argument("config_path", metavar="[CONFIG.yaml]", type=_PATH, required=False)
+@click.option("--out", required=True, type=_PATH, help="dataset directory")
+def build_dataset_cmd(config_path, out):
+    """Build the harmful-intent probing dataset (offline default without CONFIG)."""
+    from saeprobe.datasets.build import build_dataset
+    from saeprobe.datasets.config import load_dataset_config
+
+    summary = build_dataset(load_dataset_config(config_path), out)
+    click.echo(summary.table)
+    click.echo(f"{summary.n_rows} rows -> {summary.dataset_path}")
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG.yaml", type=_PATH)
+@click.option("--out", required=True, type=_PATH, help="results directory")
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
+def probe(config_path, out, progress):
+    """Dense vs SAE probes for harmful intent, in distribution and OOD."""
+    import json
+
+    from saeprobe.pipeline.probe import load_probe_config, run_probe
+
+    report = run_probe(load_probe_config(config_path), out, progress=progress)
+    click.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
 
 
 if __name__ == "__main__":

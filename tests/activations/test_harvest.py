@@ -127,7 +127,10 @@ def test_chat_harvest_stores_only_user_tokens(minilm, corpus, tmp_path):
     first_doc = _docs(corpus)[0]
     expected = minilm.tokenizer(first_doc, add_special_tokens=False)["input_ids"]
     stored = tokens["token_id"][tokens["doc_id"] == 0].tolist()
-    assert stored == expected[: len(stored)] and len(stored) > 10
+    # A long document loses its middle: the start and the end of the user's text survive.
+    half = len(stored) // 2
+    assert len(stored) > 10 and stored[:half] == expected[:half]
+    assert stored[half:] == expected[len(expected) - (len(stored) - half) :]
     assert tokens["position"][0] == 3  # "[CLS] user :" came first and was skipped
 
 

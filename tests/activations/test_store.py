@@ -84,3 +84,13 @@ def test_layer_and_batch_size_errors(store):
         acts.activations([0], 2)
     with pytest.raises(DataError, match="fewer than batch_size=4096"):
         acts.source(4096, layer=3)
+
+
+def test_a_token_range_restricts_batches_to_it(store):
+    acts = ActivationStore(store, verify=False)
+    source = acts.source(batch_size=200, layer=3, seed=0, block_tokens=300, rows=(1000, 3000))
+    rows = np.concatenate([source.rows(i) for i in range(source.per_epoch)])
+    assert source.per_epoch == 10 and rows.min() >= 1000 and rows.max() < 3000
+    assert len(np.unique(rows)) == len(rows) == 2000
+    with pytest.raises(DataError, match="not inside this store of 3000 tokens"):
+        acts.source(batch_size=200, layer=3, rows=(2000, 3001))

@@ -49,9 +49,15 @@ def test_model_template_is_used_when_present(tokenizers):
     assert formatted == "<|user|>\nHello<|end|>\n<|assistant|>" and has_specials
 
 
-def test_truncation_keeps_the_prefix_excluded(tokenizers):
-    turn = tokenize_user_turn(tokenizers[1], "word " * 100, max_length=20)
+def test_long_prompts_lose_their_middle_not_their_ends(tokenizers):
+    tok = tokenizers[1]
+    turn = tokenize_user_turn(tok, "alpha " + "word " * 100 + "omega", max_length=20)
     assert len(turn.input_ids) == 20 and not any(turn.user_mask[:5])
+    kept = tok.convert_ids_to_tokens(
+        [t for t, m in zip(turn.input_ids, turn.user_mask, strict=True) if m]
+    )
+    assert kept[0] == "alpha" and kept[-1] == "omega"
+    assert tok.convert_ids_to_tokens(turn.input_ids[-5:]) == ["<", "|", "assistant", "|", ">"]
 
 
 def test_slow_tokenizer_is_a_clear_error():

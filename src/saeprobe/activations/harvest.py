@@ -42,6 +42,16 @@ from saeprobe.lm.models import LoadedModel, load_model
 from saeprobe.train.trainer import resolve_device
 
 
+class MixSource(BaseModel):
+    """Extra documents harvested before the main data, each repeated `repeats` times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    field: str | None = None
+    repeats: int = Field(1, ge=1)
+
+
 class HarvestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +59,10 @@ class HarvestConfig(BaseModel):
     layers: list[int] = Field(min_length=1)
     data: str = DEFAULT_CORPUS
     field: str | None = None
+    mix: list[MixSource] = Field(
+        default_factory=list,
+        description="documents put first (so --max-tokens never cuts them), e.g. probe prompts",
+    )
     out: Path
     max_tokens: int | None = Field(None, gt=0, description="stop after this many tokens")
     context: int = Field(128, ge=2, description="tokens per window, special tokens included")
@@ -129,7 +143,16 @@ def _harvest(cfg, resume: bool, rank: int, world: int, lm: LoadedModel | None):
 
 def _check_data(cfg: HarvestConfig) -> None:
     """Fail on an unreadable source before anything is written."""
-    next(iter_texts(cfg.data, cfg.field))
+    for source in [*cfg.mix, cfg]:
+        next(iter_texts(source.data, source.field))
+
+
+def iter_documents(cfg: HarvestConfig) -> Iterator[str]:
+    """The mix sources (each repeated), then the main data: the order doc ids count in."""
+    for source in cfg.mix:
+        for _ in range(source.repeats):
+            yield from iter_texts(source.data, source.field)
+    yield from iter_texts(cfg.data, cfg.field)
 
 
 def _start_state(cfg: HarvestConfig, resume: bool, rank: int, fingerprint: dict) -> RankState:
@@ -154,9 +177,7 @@ def _start_state(cfg: HarvestConfig, resume: bool, rank: int, fingerprint: dict)
 
 
 def _batches(cfg: HarvestConfig, lm: LoadedModel, rank: int, world: int) -> Iterator[list[Window]]:
-    docs = (
-        (i, text) for i, text in enumerate(iter_texts(cfg.data, cfg.field)) if i % world == rank
-    )
+    docs = ((i, text) for i, text in enumerate(iter_documents(cfg)) if i % world == rank)
     windows = iter_windows(docs, lm.tokenizer, cfg.context, chat=cfg.chat)
     while batch := list(islice(windows, cfg.batch_size)):
         yield batch
@@ -254,6 +275,7 @@ def _write_manifest(cfg: HarvestConfig, lm: LoadedModel, fingerprint: dict, worl
         n_tokens=sum(s.n_tokens for s in states),
         data=cfg.data,
         field=cfg.field,
+        mix=[m.model_dump() for m in cfg.mix],
         context=cfg.context,
         chat=cfg.chat,
         chat_template=(

@@ -73,6 +73,7 @@ class Manifest(BaseModel):
     n_tokens: int
     data: str
     field: str | None
+    mix: list[dict[str, Any]] = Field(default_factory=list)
     context: int
     chat: bool
     chat_template: str | None = Field(description="'model', 'fallback' or null without --chat")

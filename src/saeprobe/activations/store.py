@@ -51,7 +51,7 @@ class ActivationStore:
         return self.manifest.n_tokens
 
     def normalization_scale(self, layer: int) -> float:
-        return self.manifest.normalization_scale[str(self._layer(layer))]
+        return self.manifest.normalization_scale[str(self.check_layer(layer))]
 
     def verify(self) -> None:
         """Check every shard file's sha256 against the manifest."""
@@ -69,7 +69,8 @@ class ActivationStore:
                     )
 
     # ----- access ----------------------------------------------------------------------------
-    def _layer(self, layer: int | None) -> int:
+    def check_layer(self, layer: int | None) -> int:
+        """`layer`, or the only stored layer when None; a one-line error if not stored."""
         if layer is None:
             if len(self.layers) > 1:
                 raise DataError(f"{self.path} holds layers {self.layers}; choose one with --layer")
@@ -88,7 +89,13 @@ class ActivationStore:
                 tokens_file(record.stem) if layer < 0 else layer_file(record.stem, layer)
             )
             shape = (record.n_tokens,) if layer < 0 else (record.n_tokens, self.d_model)
-            self._maps[key] = open_array(path, shape, "token" if layer < 0 else "activation")
+            array = open_array(path, shape, "token" if layer < 0 else "activation")
+            if layer < 0 and array.dtype != TOKEN_DTYPE:
+                raise DataError(
+                    f"{path} has token fields {array.dtype.names}, not {TOKEN_DTYPE.names}: it "
+                    "was written by another saeprobe version; re-run the harvest"
+                )
+            self._maps[key] = array
         return self._maps[key]
 
     def _gather(self, index: np.ndarray, layer: int) -> np.ndarray:
@@ -110,18 +117,32 @@ class ActivationStore:
         if isinstance(index, slice):
             index = np.arange(self.n_tokens)[index]
         index = np.asarray(index, dtype=np.int64).reshape(-1)
-        return from_storage(self._gather(index, self._layer(layer)), self.manifest.dtype)
+        return from_storage(self._gather(index, self.check_layer(layer)), self.manifest.dtype)
 
     def tokens(self, index=slice(None)) -> np.ndarray:
-        """Per-token metadata (token_id, doc_id, position) for `index`."""
+        """Per-token metadata (token_id, doc_id, window, position) for `index`."""
         if isinstance(index, slice):
             index = np.arange(self.n_tokens)[index]
-        return self._gather(np.asarray(index, dtype=np.int64).reshape(-1), -1).astype(TOKEN_DTYPE)
+        return self._gather(np.asarray(index, dtype=np.int64).reshape(-1), -1)
 
     def source(
-        self, batch_size: int, layer: int | None = None, seed: int = 0, block_tokens: int = 1 << 20
+        self,
+        batch_size: int,
+        layer: int | None = None,
+        seed: int = 0,
+        block_tokens: int = 1 << 20,
+        rows: tuple[int, int] | None = None,
     ) -> StoreSource:
-        return StoreSource(self, self._layer(layer), batch_size, seed, block_tokens)
+        """Batches over tokens `rows` = (start, stop) of the store (default: all of them)."""
+        start, stop = rows if rows is not None else (0, self.n_tokens)
+        if not 0 <= start < stop <= self.n_tokens:
+            raise DataError(
+                f"token range [{start}, {stop}) is not inside this store of {self.n_tokens} "
+                "tokens; choose a range within it"
+            )
+        return StoreSource(
+            self, self.check_layer(layer), batch_size, seed, block_tokens, start, stop
+        )
 
 
 class StoreSource:
@@ -132,16 +153,27 @@ class StoreSource:
     whole store's. Batch i is a pure function of (seed, i): resume is exact.
     """
 
-    def __init__(self, store: ActivationStore, layer: int, batch_size: int, seed: int, block: int):
-        if store.n_tokens < batch_size:
+    def __init__(
+        self,
+        store: ActivationStore,
+        layer: int,
+        batch_size: int,
+        seed: int,
+        block: int,
+        start: int,
+        stop: int,
+    ):
+        self.n = stop - start
+        if self.n < batch_size:
             raise DataError(
-                f"the store has {store.n_tokens} tokens, fewer than batch_size={batch_size}; "
+                f"the store has {self.n} tokens to train on, fewer than batch_size={batch_size}; "
                 "lower --batch-size or harvest more tokens"
             )
         self.store, self.layer, self.batch_size, self.seed = store, layer, batch_size, seed
+        self.start = start
         self.block = max(block, batch_size)
-        self.n_blocks = -(-store.n_tokens // self.block)
-        self.per_epoch = store.n_tokens // batch_size
+        self.n_blocks = -(-self.n // self.block)
+        self.per_epoch = self.n // batch_size
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
 
     @property
@@ -164,10 +196,10 @@ class StoreSource:
                 self._perm_cache.clear()
             order = torch.randperm(self.n_blocks, generator=self._generator(epoch)).numpy()
             block = int(order[position])
-            start = block * self.block
-            size = min(self.block, self.store.n_tokens - start)
+            first = block * self.block
+            size = min(self.block, self.n - first)
             perm = torch.randperm(size, generator=self._generator(epoch, block)).numpy()
-            self._perm_cache[key] = start + perm
+            self._perm_cache[key] = self.start + first + perm
         return self._perm_cache[key]
 
     def _epoch_rows(self, epoch: int, lo: int, hi: int) -> np.ndarray:
@@ -183,7 +215,7 @@ class StoreSource:
 
     def _visit_starts(self, epoch: int) -> np.ndarray:
         order = torch.randperm(self.n_blocks, generator=self._generator(epoch)).numpy()
-        sizes = np.minimum(self.block, self.store.n_tokens - order * self.block)
+        sizes = np.minimum(self.block, self.n - order * self.block)
         return np.concatenate([[0], np.cumsum(sizes)])
 
     def rows(self, step: int) -> np.ndarray:

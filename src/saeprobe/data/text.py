@@ -2,6 +2,7 @@
 
 .txt      one document per line (blank lines skipped)
 .jsonl    one JSON object per line; `field` (default "text") holds the document
+.json     a JSON list of objects (`field`, default "text") or of strings
 .csv      `field` names the column (required)
 .parquet  `field` names the column (default "text"); needs pyarrow
 hf:NAME[:SPLIT[:FIELD]]   a hub dataset through `datasets`, when the hub is reachable
@@ -19,7 +20,7 @@ from saeprobe.data.default_corpus import NAME as DEFAULT_CORPUS
 from saeprobe.data.default_corpus import iter_default_corpus
 from saeprobe.errors import DataError
 
-SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
+SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 
 
 def iter_texts(source: str, field: str | None = None) -> Iterator[str]:
@@ -38,7 +39,13 @@ def iter_texts(source: str, field: str | None = None) -> Iterator[str]:
         raise DataError(
             f"{path}: unsupported data format {suffix or '(none)'}; use one of {', '.join(SUFFIXES)}"
         )
-    reader = {".txt": _txt, ".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}[suffix]
+    reader = {
+        ".txt": _txt,
+        ".jsonl": _jsonl,
+        ".json": _json,
+        ".csv": _csv,
+        ".parquet": _parquet,
+    }[suffix]
     n = 0
     try:
         for text in reader(path, field):
@@ -78,6 +85,23 @@ def _jsonl(path: Path, field: str | None) -> Iterator[str]:
             yield str(row[key])
 
 
+def _json(path: Path, field: str | None) -> Iterator[str]:
+    key = field or "text"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{path} must hold a JSON list of records; use .jsonl for one per line")
+    for row in rows:
+        if isinstance(row, str):
+            yield row
+        elif isinstance(row, dict) and key in row:
+            yield "" if row[key] is None else str(row[key])
+        else:
+            raise _missing_field(path, key, row.keys() if isinstance(row, dict) else [])
+
+
 def _csv(path: Path, field: str | None) -> Iterator[str]:
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -110,7 +134,9 @@ def _iter_hub(source: str, field: str | None) -> Iterator[str]:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"{source} needs the datasets package; pip install datasets") from None
+        datasets = None
+    if not hasattr(datasets, "load_dataset"):  # missing, or shadowed by a folder named datasets
+        raise DataError(f"{source} needs the datasets package; pip install datasets")
     try:
         ds = datasets.load_dataset(name, split=split, streaming=True)
     except Exception as err:  # noqa: BLE001 -- offline, unknown name, bad split: many types

@@ -37,11 +37,19 @@ def format_user_turn(tokenizer, text: str) -> tuple[str, bool]:
 
 
 def tokenize_user_turn(tokenizer, text: str, max_length: int | None = None) -> UserTurn:
+    """The chat-formatted `text`, with a mask of the user's own tokens.
+
+    Past `max_length`, user tokens are dropped from the middle of the user's text: the template
+    and both ends of the prompt survive. That matters for jailbreak wrappers, which often put the
+    request at the very end, and for pooling at the end of the user turn.
+    """
     if not getattr(tokenizer, "is_fast", False):
         raise DataError(
             f"chat formatting needs a fast tokenizer to locate the user's tokens; "
             f"{type(tokenizer).__name__} is not one: install `tokenizers` or drop --chat"
         )
+    if not text.strip():
+        raise DataError("a prompt is empty; remove empty prompts from the data")
     formatted, has_specials = format_user_turn(tokenizer, text)
     start = formatted.find(text)
     if start < 0:
@@ -55,11 +63,27 @@ def tokenize_user_turn(tokenizer, text: str, max_length: int | None = None) -> U
         add_special_tokens=not has_specials,
         return_offsets_mapping=True,
         return_special_tokens_mask=True,
-        truncation=max_length is not None,
-        max_length=max_length,
     )
+    ids = list(enc["input_ids"])
     mask = [
         not special and a < end and b > start and b > a
         for (a, b), special in zip(enc["offset_mapping"], enc["special_tokens_mask"], strict=True)
     ]
-    return UserTurn(list(enc["input_ids"]), mask)
+    if max_length is not None and len(ids) > max_length:
+        ids, mask = _cut_middle(ids, mask, max_length)
+    return UserTurn(ids, mask)
+
+
+def _cut_middle(ids: list[int], mask: list[bool], max_length: int) -> tuple[list[int], list[bool]]:
+    user = [i for i, m in enumerate(mask) if m]
+    excess = len(ids) - max_length
+    if len(user) - excess < 2:
+        raise DataError(
+            f"the chat template alone needs {len(ids) - len(user)} of the {max_length} tokens "
+            "allowed; raise the context length"
+        )
+    keep = len(user) - excess
+    head = keep // 2
+    drop = set(user[head : head + excess])
+    kept = [i for i in range(len(ids)) if i not in drop]
+    return [ids[i] for i in kept], [mask[i] for i in kept]

@@ -15,7 +15,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from saeprobe.data.planted import PlantedConfig, PlantedDictionary, PlantedSource
-from saeprobe.errors import ConfigError
 from saeprobe.io_utils import atomic_write_json
 from saeprobe.metrics.reconstruction import evaluate_on_tensor
 from saeprobe.metrics.recovery import feature_recovery, max_cosines
@@ -119,25 +118,6 @@ def run_toy(
     if json_path is not None:
         atomic_write_json(json_path, report)
     return report
-
-
-def load_toy_config(path: str | Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found; check the path") from None
-    except yaml.YAMLError as err:
-        first = str(err).splitlines()[0]
-        raise ConfigError(
-            f"config file {path} is not valid YAML ({first}); fix the syntax"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of settings")
-    return data
 
 
 def dump(report: dict[str, Any]) -> str:

@@ -42,14 +42,22 @@ class StoreTrainConfig(BaseModel):
         return self.out.with_name(self.out.name + ".checkpoint")
 
 
+def schedule_defaults(train: dict[str, Any], checkpoint_dir: Path) -> dict[str, Any]:
+    """Warm-up and checkpointing that scale with short runs (train["steps"] must be set)."""
+    steps = train["steps"]
+    return {
+        "lr_warmup_steps": min(100, steps // 10),
+        "checkpoint_dir": checkpoint_dir,
+        "checkpoint_every": max(1, min(500, steps // 10)),
+        **train,
+    }
+
+
 def _train_config(cfg: StoreTrainConfig, steps_per_epoch: int) -> TrainConfig:
     train = dict(cfg.train)
     if cfg.epochs is not None or "steps" not in train:
         train["steps"] = max(1, round((cfg.epochs or 1.0) * steps_per_epoch))
-    steps = train["steps"]
-    train.setdefault("lr_warmup_steps", min(100, steps // 10))
-    train.setdefault("checkpoint_dir", cfg.checkpoint_dir)
-    train.setdefault("checkpoint_every", max(1, min(500, steps // 10)))
+    train = schedule_defaults(train, cfg.checkpoint_dir)
     return build_config(TrainConfig, train, what="training settings")
 
 

@@ -37,6 +37,12 @@ class TrainConfig(BaseModel):
     compile: bool = Field(False, description="torch.compile each architecture's training step")
     checkpoint_dir: Path | None = None
     checkpoint_every: int | None = Field(None, gt=0)
+    snapshot_steps: list[int] = Field(
+        default_factory=list,
+        description="also save every run's SAE after these steps (e.g. for finetuning from "
+        "an earlier point); saved under snapshot_dir/<run>/step<N>",
+    )
+    snapshot_dir: Path | None = None
     log_every: int = Field(50, gt=0)
     metrics_path: Path | None = Field(None, description="JSONL file for training metrics")
     progress: bool = True
@@ -53,6 +59,15 @@ class TrainConfig(BaseModel):
     def _checkpointing(self) -> TrainConfig:
         if self.checkpoint_every is not None and self.checkpoint_dir is None:
             raise ValueError("checkpoint_every needs checkpoint_dir; pass --checkpoint-dir DIR")
+        return self
+
+    @model_validator(mode="after")
+    def _snapshots(self) -> TrainConfig:
+        if self.snapshot_steps and self.snapshot_dir is None:
+            raise ValueError("snapshot_steps needs snapshot_dir; set where snapshots go")
+        bad = [s for s in self.snapshot_steps if not 0 < s <= self.steps]
+        if bad:
+            raise ValueError(f"snapshot step {bad[0]} is outside 1..steps={self.steps}")
         return self
 
     @property

@@ -74,9 +74,7 @@ class TrainResult:
 
     def export(self, name: str) -> SAE:
         """A copy of SAE `name` that reads and writes raw (unnormalised) activations."""
-        sae = copy.deepcopy(self.saes[name]).cpu()
-        sae.fold_input_scale(self.scale)
-        return sae
+        return raw_units_copy(self.saes[name], self.scale)
 
     def save(self, name: str, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         meta = {"normalization_scale_folded": self.scale, "train_steps": self.steps}
@@ -136,6 +134,8 @@ class Trainer:
                 if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
                     self._flush_logs(runs, step, logger, bar, x.shape[0], t0)
                 bar.update(1)
+                if step + 1 in cfg.snapshot_steps:
+                    self._snapshot(runs, step + 1, scale)
                 if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
                     self._save(runs, step + 1, scale)
             if cfg.checkpoint_dir is not None and start < cfg.steps:
@@ -314,6 +314,24 @@ class Trainer:
         ]
         meta = {"scale": scale} | self._fingerprint()
         save_checkpoint(self.cfg.checkpoint_dir, Checkpoint(step=step, meta=meta, runs=states))
+
+    def _snapshot(self, runs: list[_Run], step: int, scale: float) -> None:
+        """Save each run's SAE as it is after `step` (raw units), e.g. to finetune from later."""
+        for run in runs:
+            sae = raw_units_copy(run.sae, scale)
+            meta = {"normalization_scale_folded": scale, "train_steps": step, "run": run.spec.name}
+            save_sae(sae, snapshot_path(self.cfg.snapshot_dir, run.spec.name, step), metadata=meta)
+
+
+def raw_units_copy(sae: SAE, scale: float) -> SAE:
+    """A CPU copy of `sae` (trained on x / scale) that reads and writes raw activations."""
+    sae = copy.deepcopy(sae).cpu()
+    sae.fold_input_scale(scale)
+    return sae
+
+
+def snapshot_path(snapshot_dir: str | Path, run: str, step: int) -> Path:
+    return Path(snapshot_dir) / run / f"step{step}"
 
 
 def estimate_scale(source: BatchSource, n_batches: int) -> float:

@@ -1,0 +1,209 @@
+"""`saeprobe evaluate`: reconstruction metrics on a store, and the SAE's effect on the model.
+
+Reconstruction metrics are pooled over the whole evaluation range (float64 sums, divided once):
+L0 (mean and median), FVU (relative to the mean), NMSE, cosine, explained variance, dead
+fraction, and per-latent firing frequencies with the count of high-frequency latents (>= 10 %).
+
+The model-level effect splices the SAE into the model at the store's layer over held-out
+windows (documents after those the store used, when the corpus has more): delta LM loss, CE
+recovered and KL for causal LMs; for encoders those are null with a reason, and the pooled
+embedding's cosine to the clean one is reported instead.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from saeprobe.activations.harvest import HarvestConfig, iter_documents
+from saeprobe.activations.store import ActivationStore
+from saeprobe.activations.windows import collate, iter_windows, pad_id
+from saeprobe.errors import DataError
+from saeprobe.io_utils import atomic_write, atomic_write_json
+from saeprobe.lm.models import LoadedModel, load_model
+from saeprobe.metrics.lm_effect import lm_effect
+from saeprobe.metrics.reconstruction import ReconstructionAccumulator
+from saeprobe.sae.base import SAE
+from saeprobe.sae.io import load_sae, read_cfg
+from saeprobe.train.trainer import resolve_device
+
+
+class EvaluateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sae: Path
+    acts: Path
+    layer: int | None = Field(None, description="stored layer; default the SAE's hook_layer")
+    eval_tokens: int = Field(65_536, gt=0, description="the store's last N tokens are evaluated")
+    batch_size: int = Field(4096, gt=0)
+    lm: bool = Field(True, description="also splice the SAE into the model")
+    model: str | None = Field(None, description="default: the store's model")
+    data: str | None = Field(
+        None, description="texts for the model-level effect; default the store's"
+    )
+    field: str | None = None
+    lm_windows: int = Field(64, gt=0, description="context windows for the model-level effect")
+    lm_batch_size: int = Field(16, gt=0)
+    device: str = "auto"
+    verify: bool = True
+
+
+def check_widths(sae: SAE, store: ActivationStore, where: str) -> None:
+    if sae.cfg.d_in != store.d_model:
+        raise DataError(
+            f"the SAE at {where} has d_in={sae.cfg.d_in} but the store {store.path} holds width "
+            f"{store.d_model} ({store.manifest.model}); evaluate it on activations of its own model"
+        )
+
+
+@torch.no_grad()
+def reconstruction_metrics(
+    sae: SAE,
+    store: ActivationStore,
+    layer: int,
+    rows: tuple[int, int],
+    batch_size: int = 4096,
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Pooled metrics over store tokens [start, stop), and per-latent firing frequencies."""
+    sae = sae.to(device).eval()
+    acc = ReconstructionAccumulator(sae.cfg.d_sae)
+    for start in range(rows[0], rows[1], batch_size):
+        index = np.arange(start, min(start + batch_size, rows[1]))
+        x = store.activations(index, layer).float().to(device)
+        latents = sae.encode(x)
+        acc.update(x, sae.decode(latents), latents)
+    return acc.result(), acc.frequencies().double().numpy()
+
+
+def eval_rows(store: ActivationStore, eval_tokens: int) -> tuple[int, int]:
+    return max(0, store.n_tokens - eval_tokens), store.n_tokens
+
+
+def _last_doc_id(store: ActivationStore) -> int:
+    """The highest document id in the store (each rank's last shard holds its highest)."""
+    last_rows, start = [], 0
+    for shard in store.manifest.shards:
+        last_rows.append(start + shard.n_tokens - 1)
+        start += shard.n_tokens
+    return int(store.tokens(np.array(last_rows))["doc_id"].max())
+
+
+def lm_batches(
+    lm: LoadedModel,
+    store: ActivationStore,
+    data: str | None,
+    field: str | None,
+    n_windows: int,
+    batch_size: int,
+) -> tuple[list[dict[str, torch.Tensor]], bool]:
+    """Windows built exactly as the harvest built them; (batches, whether held out)."""
+    m = store.manifest
+    source = HarvestConfig(
+        layers=m.layers,
+        data=data or m.data,
+        field=field if data else m.field,
+        mix=[] if data else m.mix,
+        out=store.path,
+        context=m.context,
+        chat=m.chat,
+    )
+    skip = -1 if data else _last_doc_id(store)
+    docs = [(i, t) for i, t in enumerate(iter_documents(source)) if i > skip]
+    held_out = bool(docs)
+    if not docs:  # the store used the whole corpus: fall back to its first documents
+        docs = list(enumerate(islice(iter_documents(source), n_windows)))
+    windows = list(islice(iter_windows(docs, lm.tokenizer, m.context, chat=m.chat), n_windows))
+    batches = []
+    for i in range(0, len(windows), batch_size):
+        enc = collate(windows[i : i + batch_size], pad_id(lm.tokenizer))
+        # Splice only where the harvest stored tokens: never specials or chat-template tokens.
+        batches.append(
+            {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                "splice_mask": enc["keep"],
+            }
+        )
+    return batches, held_out
+
+
+def model_effect(
+    sae: SAE, layer: int, lm: LoadedModel, batches: list[dict[str, torch.Tensor]], held_out: bool
+) -> dict[str, Any]:
+    """`lm_effect` of splicing `sae` at `layer`, with its counts renamed lm_* (they count the
+    spliced texts, not store tokens)."""
+    if lm.d_model != sae.cfg.d_in:
+        raise DataError(
+            f"the SAE has d_in={sae.cfg.d_in} but {lm.name} has d_model={lm.d_model}; "
+            "use the model the SAE was trained on"
+        )
+    sae = sae.to(next(lm.model.parameters()).device).eval()
+
+    def reconstruct(h: torch.Tensor) -> torch.Tensor:
+        return sae(h.float()).to(h.dtype)
+
+    effect = lm_effect(lm, layer, reconstruct, batches)
+    counts = ("n_tokens", "n_texts", "n_spliced_positions")
+    return {
+        **{k: v for k, v in effect.items() if k not in counts},
+        **{f"lm_{k}": effect[k] for k in counts},
+        "lm_texts_held_out": held_out,
+    }
+
+
+def _layer(cfg: EvaluateConfig, store: ActivationStore) -> int:
+    if cfg.layer is not None or len(store.layers) == 1:
+        return store.check_layer(cfg.layer)
+    hook = read_cfg(Path(cfg.sae)).get("metadata", {}).get("hook_layer")
+    return store.check_layer(hook)
+
+
+def save_frequencies(path: Path, freqs: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, freqs, allow_pickle=False)
+
+    atomic_write(path, write)
+
+
+def evaluate_sae(cfg: EvaluateConfig, json_path: str | Path | None = None) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    store = ActivationStore(cfg.acts, verify=cfg.verify)
+    sae = load_sae(cfg.sae)
+    check_widths(sae, store, str(cfg.sae))
+    layer = _layer(cfg, store)
+    device = resolve_device(cfg.device)
+    rows = eval_rows(store, cfg.eval_tokens)
+    metrics, freqs = reconstruction_metrics(sae, store, layer, rows, cfg.batch_size, device)
+    report: dict[str, Any] = {
+        "sae_dir": str(cfg.sae),
+        "architecture": sae.cfg.architecture,
+        "d_sae": sae.cfg.d_sae,
+        "acts": str(cfg.acts),
+        "layer": layer,
+        "eval_rows": list(rows),
+        **metrics,
+    }
+    if cfg.lm:
+        lm = load_model(cfg.model or store.manifest.model, device=device)
+        batches, held_out = lm_batches(
+            lm, store, cfg.data, cfg.field, cfg.lm_windows, cfg.lm_batch_size
+        )
+        report |= model_effect(sae, layer, lm, batches, held_out)
+    else:
+        report |= {"lm_loss_reason": "not computed (--no-lm)"}
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    if json_path is not None:
+        json_path = Path(json_path)
+        freq_path = json_path.with_name(json_path.stem + ".frequencies.npy")
+        save_frequencies(freq_path, freqs)
+        report["frequencies_file"] = str(freq_path)
+        atomic_write_json(json_path, report)
+    return report

@@ -1,0 +1,1 @@
+"""Sweeps over SAE architectures and sparsity settings: config, runner, figures."""

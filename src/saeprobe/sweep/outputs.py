@@ -1,0 +1,95 @@
+"""A finished sweep's table (CSV and JSON) and figures, one Pareto plot and one histogram
+figure per phase."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saeprobe.io_utils import atomic_write_json, atomic_write_text
+from saeprobe.metrics.frequency import HIGH_FREQUENCY
+from saeprobe.sweep.config import SweepConfig
+from saeprobe.sweep.plots import plot_frequency_histograms, plot_pareto
+
+# Leading CSV columns in this order; any other keys follow alphabetically.
+COLUMNS = (
+    "name",
+    "phase",
+    "series",
+    "architecture",
+    "d_sae",
+    "k",
+    "l1_coefficient",
+    "sparsity_coefficient",
+    "sparsity_penalty",
+    "frequency_scale",
+    "init_from",
+    "reinit_fraction",
+    "steps",
+    "l0",
+    "l0_median",
+    "fvu",
+    "nmse",
+    "cosine",
+    "explained_variance",
+    "dead_fraction",
+    "n_high_frequency",
+    "frac_high_frequency",
+    "embedding_cosine",
+    "delta_lm_loss",
+    "ce_loss_recovered",
+    "kl_divergence",
+    "sae_dir",
+)
+
+
+def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    extra = sorted({k for row in rows for k in row} - set(COLUMNS))
+    return [*COLUMNS, *extra]
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=table_columns(rows), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_outputs(
+    out: Path,
+    cfg: SweepConfig,
+    rows: list[dict[str, Any]],
+    frequencies: Mapping[str, np.ndarray],
+    timings: Mapping[str, float],
+) -> dict[str, Path]:
+    atomic_write_text(out / "sweep.csv", to_csv(rows))
+    atomic_write_json(
+        out / "sweep.json",
+        {
+            "rows": rows,
+            "train_seconds_this_invocation": dict(timings),
+            "config": cfg.model_dump(mode="json"),
+        },
+    )
+    figures = {}
+    for phase in cfg.phases:
+        phase_rows = [r for r in rows if r["phase"] == phase.name]
+        title = f"phase {phase.name}: {len(phase_rows)} SAEs"
+        figures[f"pareto-{phase.name}"] = plot_pareto(
+            phase_rows, out / f"pareto-{phase.name}.png", y="fvu", title=title
+        )
+        panels: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for row in sorted(phase_rows, key=lambda r: r["l0"]):
+            label = f"L0={row['l0']:.1f} ({row['n_high_frequency']} HF)"
+            panels.setdefault(row["series"], []).append((label, frequencies[row["name"]]))
+        figures[f"frequencies-{phase.name}"] = plot_frequency_histograms(
+            panels, out / f"frequencies-{phase.name}.png", threshold=HIGH_FREQUENCY, title=title
+        )
+    return figures

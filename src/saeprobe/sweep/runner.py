@@ -1,0 +1,204 @@
+"""`saeprobe sweep`: train every run of each phase from one pass over its store, evaluate each
+SAE on the store's held-out tail, and write the table and figures.
+
+Restartable at any point: a phase whose SAEs are all saved is not retrained, an interrupted
+phase resumes from its trainer checkpoint (bit-exact), and evaluated runs are not re-evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saeprobe.activations.store import ActivationStore
+from saeprobe.errors import ConfigError, DataError
+from saeprobe.io_utils import atomic_write_json
+from saeprobe.lm.models import load_model
+from saeprobe.pipeline.evaluate import (
+    lm_batches,
+    model_effect,
+    reconstruction_metrics,
+    save_frequencies,
+)
+from saeprobe.pipeline.train_store import schedule_defaults
+from saeprobe.sae.config import build_config
+from saeprobe.sae.io import load_sae
+from saeprobe.sae.registry import make_config
+from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
+from saeprobe.sweep.outputs import write_outputs
+from saeprobe.sweep.stores import ensure_store
+from saeprobe.train.config import RunSpec, TrainConfig
+from saeprobe.train.trainer import Trainer, resolve_device, snapshot_path
+
+CONFIG_FILE = "sweep_config.json"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class SweepLayout:
+    """Where everything of a sweep lives under its output directory."""
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def sae(self, run: str) -> Path:
+        return self.out / "saes" / run
+
+    def eval(self, run: str) -> Path:
+        return self.out / "evals" / f"{run}.json"
+
+    def frequencies(self, run: str) -> Path:
+        return self.out / "evals" / f"{run}.frequencies.npy"
+
+    def checkpoints(self, phase: str) -> Path:
+        return self.out / "checkpoints" / phase
+
+    @property
+    def snapshots(self) -> Path:
+        return self.out / "snapshots"
+
+    def init_from(self, ref: str | None) -> Path | None:
+        if ref is None or Path(ref).is_dir():
+            return None if ref is None else Path(ref)
+        run, _, step = ref.partition("@")
+        return snapshot_path(self.snapshots, run, int(step)) if step else self.sae(run)
+
+
+def _claim(out: Path, cfg: SweepConfig) -> None:
+    """Refuse to mix two different sweeps in one directory."""
+    path = out / CONFIG_FILE
+    current = cfg.model_dump(mode="json")
+    if path.exists():
+        if json.loads(path.read_text(encoding="utf-8")) != current:
+            raise ConfigError(
+                f"{out} holds a sweep with another config; use a fresh --out, or restore the "
+                f"config saved in {path}"
+            )
+        return
+    atomic_write_json(path, current)
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    out: str | Path,
+    progress: bool = True,
+    log: Callable[[str], None] = _stderr,
+) -> list[dict[str, Any]]:
+    out = Path(out)
+    plans = plan_runs(cfg)
+    layout = SweepLayout(out)
+    _claim(out, cfg)
+    timings: dict[str, float] = {}
+    for phase in cfg.phases:
+        phase_plans = [p for p in plans if p.phase == phase.name]
+        if all(layout.eval(p.name).exists() for p in phase_plans):
+            log(f"phase {phase.name}: all {len(phase_plans)} runs done")
+            continue
+        store = ensure_store(phase.store, cfg.stores[phase.store], progress)
+        train_rows, eval_rows = _split(store, cfg)
+        if not all((layout.sae(p.name) / "cfg.json").exists() for p in phase_plans):
+            log(f"phase {phase.name}: training {len(phase_plans)} SAEs on tokens {train_rows}")
+            timings[phase.name] = _train_phase(
+                cfg, phase, phase_plans, store, train_rows, layout, progress
+            )
+        log(f"phase {phase.name}: evaluating on {eval_rows[1] - eval_rows[0]} held-out tokens")
+        _evaluate_phase(cfg, phase, phase_plans, store, eval_rows, layout)
+    rows = [json.loads(layout.eval(p.name).read_text(encoding="utf-8")) for p in plans]
+    frequencies = {p.name: np.load(layout.frequencies(p.name)) for p in plans}
+    write_outputs(out, cfg, rows, frequencies, timings)
+    return rows
+
+
+def _split(store: ActivationStore, cfg: SweepConfig) -> tuple[tuple[int, int], tuple[int, int]]:
+    n_train = store.n_tokens - cfg.eval_tokens
+    if n_train < cfg.batch_size:
+        raise DataError(
+            f"store {store.path} has {store.n_tokens} tokens: after holding out eval_tokens="
+            f"{cfg.eval_tokens} fewer than one batch ({cfg.batch_size}) is left to train on; "
+            "raise max_tokens or lower eval_tokens"
+        )
+    return (0, n_train), (n_train, store.n_tokens)
+
+
+def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, progress) -> float:
+    source = store.source(cfg.batch_size, layer=None, seed=cfg.seed, rows=rows)
+    train = {**cfg.train, **phase.train}
+    train["steps"] = phase.steps or train.get("steps") or source.per_epoch
+    train = schedule_defaults(train, layout.checkpoints(phase.name))
+    train |= {
+        "seed": cfg.seed,
+        "progress": progress,
+        "snapshot_steps": phase.snapshot_steps,
+        "snapshot_dir": layout.snapshots,
+    }
+    train_cfg = build_config(TrainConfig, train, what=f"training settings of phase {phase.name!r}")
+    specs = [
+        RunSpec(
+            name=p.name,
+            sae=make_config({"d_in": store.d_model, **p.sae}),
+            init_from=layout.init_from(p.init_from),
+            reinit_fraction=p.reinit_fraction,
+            lr=p.lr,
+        )
+        for p in plans
+    ]
+    resume = layout.checkpoints(phase.name).exists()
+    result = Trainer(train_cfg, specs).fit(source, resume=resume)
+    meta = {
+        "source": "saeprobe sweep",
+        "model_name": store.manifest.model,
+        "hook_layer": store.layers[0],
+        "context_size": store.manifest.context,
+        "dataset_path": store.manifest.data,
+        "chat": store.manifest.chat,
+        "phase": phase.name,
+    }
+    for p in plans:
+        result.save(p.name, layout.sae(p.name), metadata=meta | {"init_from": p.init_from})
+    return round(result.seconds, 2)
+
+
+def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layout) -> None:
+    device = resolve_device(cfg.train.get("device", "auto"))
+    lm = load_model(store.manifest.model, device=device) if cfg.lm_windows else None
+    if lm is not None:
+        batches, held_out = lm_batches(lm, store, None, None, cfg.lm_windows, batch_size=16)
+    steps = None
+    for p in plans:
+        if layout.eval(p.name).exists():
+            continue
+        t0 = time.perf_counter()
+        sae = load_sae(layout.sae(p.name))
+        metrics, freqs = reconstruction_metrics(sae, store, store.layers[0], rows, device=device)
+        effect = (
+            model_effect(sae, store.layers[0], lm, batches, held_out)
+            if lm is not None
+            else {"lm_loss_reason": "lm_windows is 0"}
+        )
+        cfg_json = json.loads((layout.sae(p.name) / "cfg.json").read_text(encoding="utf-8"))
+        steps = cfg_json.get("metadata", {}).get("train_steps", steps)
+        save_frequencies(layout.frequencies(p.name), freqs)
+        row = {
+            "name": p.name,
+            "phase": phase.name,
+            "series": p.series,
+            **p.sae,
+            "init_from": p.init_from,
+            "reinit_fraction": p.reinit_fraction,
+            "steps": steps,
+            "store": phase.store,
+            **metrics,
+            **effect,
+            "sae_dir": str(layout.sae(p.name)),
+            "frequencies_file": str(layout.frequencies(p.name)),
+            "eval_seconds": round(time.perf_counter() - t0, 2),
+        }
+        atomic_write_json(layout.eval(p.name), row)

@@ -1,0 +1,88 @@
+"""Per-prompt features: pooling over user tokens, SAE latents pooled per token, the cache."""
+
+import numpy as np
+import pytest
+import torch
+
+from saeprobe.errors import DataError
+from saeprobe.features.cache import feature_key, load_features, save_features
+from saeprobe.features.extract import extract_features
+from saeprobe.features.pooling import Pooling
+from saeprobe.lm.chat import tokenize_user_turn
+from saeprobe.lm.hooks import capture_layers
+from saeprobe.sae.io import save_sae
+from saeprobe.sae.registry import create_sae
+
+TEXTS = ["How do I bake bread at home?", "Describe a quiet morning by the sea, please.", "Hi"]
+POOLS = [
+    Pooling(),
+    Pooling(method="mean"),
+    Pooling(method="last"),
+    Pooling(method="position", offset=1),
+]
+
+
+def test_pooling_reads_the_right_rows():
+    values = torch.tensor([[9.0], [1.0], [3.0], [2.0], [7.0]])
+    user = torch.tensor([[False, True, True, True, False]])
+    expected = {"max": 3.0, "mean": 2.0, "last": 2.0, "position+1": 7.0, "position-2": 1.0}
+    for pool in [
+        *POOLS[:3],
+        Pooling(method="position", offset=1),
+        Pooling(method="position", offset=-2),
+    ]:
+        rows = pool.token_rows(user)[0]
+        assert pool.pool(values[rows]).item() == expected[pool.name], pool.name
+    far = Pooling(method="position", offset=10)
+    assert far.token_rows(user)[0].tolist() == [4]  # clipped to the sequence
+
+
+@pytest.fixture(scope="module")
+def topk_sae():
+    return create_sae({"architecture": "topk", "d_in": 384, "d_sae": 96, "k": 8}, seed=1)
+
+
+def test_features_equal_a_manual_single_prompt_computation(minilm, topk_sae):
+    feats = extract_features(minilm, 3, TEXTS, {"t": topk_sae}, POOLS, batch_size=2, progress=False)
+    assert feats.dense["max"].shape == (3, 384) and feats.latents["t"]["max"].shape == (3, 96)
+    turn = tokenize_user_turn(minilm.tokenizer, TEXTS[1], 512)
+    with torch.no_grad():
+        h = capture_layers(
+            minilm.model, minilm.blocks, [3], input_ids=torch.tensor([turn.input_ids])
+        )[3][0]
+        user = torch.tensor(turn.user_mask)
+        z = topk_sae.encode(h[user])
+        r = topk_sae.decode(z)
+    last = int(torch.nonzero(user)[-1])
+    np.testing.assert_allclose(feats.dense["mean"][1], h[user].mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(feats.dense["position+1"][1], h[last + 1].numpy(), atol=1e-5)
+    # Max-pooled latents are the max of per-token latents, not the SAE of a pooled residual.
+    np.testing.assert_allclose(feats.latents["t"]["max"][1], z.max(0).values.numpy(), atol=1e-5)
+    np.testing.assert_allclose(feats.reconstruction["t"]["last"][1], r[-1].numpy(), atol=1e-5)
+    assert feats.n_user_tokens[1] == int(user.sum())
+
+
+def test_cache_round_trip_and_key_sensitivity(minilm, topk_sae, tmp_path):
+    feats = extract_features(minilm, 3, TEXTS, {"t": topk_sae}, POOLS[:2], progress=False)
+    save_features(tmp_path / "f.safetensors", feats)
+    back = load_features(tmp_path / "f.safetensors")
+    np.testing.assert_array_equal(back.latents["t"]["max"], feats.latents["t"]["max"])
+    np.testing.assert_array_equal(back.n_user_tokens, feats.n_user_tokens)
+    save_sae(topk_sae, tmp_path / "sae")
+    key = feature_key(minilm, 3, 512, POOLS[:2], TEXTS, {"t": tmp_path / "sae"})
+    assert key == feature_key(minilm, 3, 512, POOLS[:2], TEXTS, {"t": tmp_path / "sae"})
+    assert key != feature_key(minilm, 2, 512, POOLS[:2], TEXTS, {"t": tmp_path / "sae"})
+    assert key != feature_key(
+        minilm, 3, 512, POOLS[:2], [*TEXTS[:2], "Hi!"], {"t": tmp_path / "sae"}
+    )
+
+
+def test_sae_for_another_width_is_rejected(minilm):
+    narrow = create_sae({"architecture": "relu", "d_in": 16, "d_sae": 32})
+    with pytest.raises(DataError, match="d_in=16 but minilm has d_model=384"):
+        extract_features(minilm, 3, TEXTS, {"narrow": narrow}, POOLS[:1], progress=False)
+
+
+def test_empty_prompt_is_rejected(minilm):
+    with pytest.raises(DataError, match="prompt is empty"):
+        extract_features(minilm, 3, ["ok", "   "], {}, POOLS[:1], progress=False)
