@@ -15,6 +15,7 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from saeprobe.data.default_corpus import NAME as DEFAULT_CORPUS
 from saeprobe.data.default_corpus import iter_default_corpus
@@ -39,13 +40,7 @@ def iter_texts(source: str, field: str | None = None) -> Iterator[str]:
         raise DataError(
             f"{path}: unsupported data format {suffix or '(none)'}; use one of {', '.join(SUFFIXES)}"
         )
-    reader = {
-        ".txt": _txt,
-        ".jsonl": _jsonl,
-        ".json": _json,
-        ".csv": _csv,
-        ".parquet": _parquet,
-    }[suffix]
+    reader = {".txt": _txt, ".parquet": _parquet}.get(suffix, _field_texts)
     n = 0
     try:
         for text in reader(path, field):
@@ -70,8 +65,17 @@ def _missing_field(path: Path, field: str, available) -> DataError:
     )
 
 
-def _jsonl(path: Path, field: str | None) -> Iterator[str]:
-    key = field or "text"
+def iter_records(path: Path, fmt: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(location, row) for each record of a jsonl, json (list of objects) or csv file; the
+    format is `fmt` or else the file's suffix."""
+    fmt = fmt or path.suffix.lower().lstrip(".")
+    readers = {"jsonl": _jsonl_records, "json": _json_records, "csv": _csv_records}
+    if fmt not in readers:
+        raise DataError(f"{path}: records need jsonl, json or csv (got {fmt or 'no suffix'})")
+    return readers[fmt](path)
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
@@ -80,38 +84,47 @@ def _jsonl(path: Path, field: str | None) -> Iterator[str]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 raise DataError(f"{path}:{i} is not valid JSON; fix or remove that line") from None
-            if not isinstance(row, dict) or key not in row:
-                raise _missing_field(path, key, row.keys() if isinstance(row, dict) else [])
-            yield str(row[key])
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{i} is not a JSON object; write one object per line")
+            yield f"{path}:{i}", row
 
 
-def _json(path: Path, field: str | None) -> Iterator[str]:
-    key = field or "text"
+def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(rows, list):
         raise DataError(f"{path} must hold a JSON list of records; use .jsonl for one per line")
-    for row in rows:
-        if isinstance(row, str):
-            yield row
-        elif isinstance(row, dict) and key in row:
-            yield "" if row[key] is None else str(row[key])
-        else:
-            raise _missing_field(path, key, row.keys() if isinstance(row, dict) else [])
+    for i, row in enumerate(rows):
+        # A list of plain strings is a list of texts.
+        row = {"text": row} if isinstance(row, str) else row
+        if not isinstance(row, dict):
+            raise DataError(f"{path} item {i} is not a JSON object with named fields")
+        yield f"{path}[{i}]", row
 
 
-def _csv(path: Path, field: str | None) -> Iterator[str]:
+def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        if field is None or field not in columns:
-            if field is None:
-                raise DataError(f"{path} is CSV; pass --field with one of: {', '.join(columns)}")
-            raise _missing_field(path, field, columns)
         for row in reader:
-            yield row[field]
+            yield f"{path}:{reader.line_num}", row
+
+
+def _field_texts(path: Path, field: str | None) -> Iterator[str]:
+    """The `field` (default "text") of every record; CSV needs the field named."""
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            columns = csv.DictReader(fh).fieldnames or []
+        if field is None:
+            raise DataError(f"{path} is CSV; pass --field with one of: {', '.join(columns)}")
+        if field not in columns:
+            raise _missing_field(path, field, columns)
+    key = field or "text"
+    for _, row in iter_records(path):
+        if key not in row:
+            raise _missing_field(path, key, row.keys())
+        yield "" if row[key] is None else str(row[key])
 
 
 def _parquet(path: Path, field: str | None) -> Iterator[str]:

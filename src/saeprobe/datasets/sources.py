@@ -20,13 +20,12 @@ Kinds and their defaults (any default can be overridden in the config):
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saeprobe.data.text import iter_records
 from saeprobe.datasets.config import SourceConfig
 from saeprobe.datasets.examples import HARMFUL, HARMLESS, LABELS
 from saeprobe.errors import DataError
@@ -144,43 +143,9 @@ def _file_records(path: Path, fmt: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if not path.is_file():
         raise DataError(f"data file {path} not found; check the source's path")
     try:
-        yield from {"csv": _csv, "jsonl": _jsonl, "json": _json}[fmt](path)
+        yield from iter_records(path, fmt)
     except UnicodeDecodeError:
         raise DataError(f"{path} is not UTF-8 text; convert it or pass another file") from None
-
-
-def _csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
-
-
-def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{path}:{i} is not valid JSON; fix or remove that line") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{i} is not a JSON object; write one object per line")
-            yield f"{path}:{i}", row
-
-
-def _json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(rows, list):
-        raise DataError(f"{path} must hold a JSON list of records; use .jsonl for one per line")
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise DataError(f"{path} item {i} is not a JSON object with named fields")
-        yield f"{path}[{i}]", row
 
 
 def _hub_records(source: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.probes import cv
-from saeprobe.probes.linear import StandardizedLogistic, check_fit_inputs
+from saeprobe.probes.linear import StandardizedLogistic, check_fit_inputs, check_scoring_width
 from saeprobe.probes.selection import DEFAULT_L1_PRESCREEN, SELECTIONS, select_latents
 
 __all__ = ["KSparseProbe"]
@@ -78,12 +78,7 @@ class KSparseProbe:
         return self
 
     def decision_function(self, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z)
-        if z.ndim != 2 or z.shape[1] != self.n_latents_:
-            raise DataError(
-                f"{type(self).__name__} was fitted on {self.n_latents_} latents but got shape "
-                f"{z.shape}; score latents of the same SAE"
-            )
+        z = check_scoring_width(z, self.n_latents_, type(self).__name__)
         return self.classifier.decision_function(z[:, self.latents_])
 
     def info(self) -> dict[str, Any]:

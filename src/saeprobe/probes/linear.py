@@ -17,6 +17,17 @@ from saeprobe.probes import cv
 __all__ = ["StandardizedLogistic", "check_fit_inputs"]
 
 
+def check_scoring_width(z: np.ndarray, n_latents: int, who: str) -> np.ndarray:
+    """`z` as an array, or a one-line error if it is not [n, n_latents] (another SAE's latents)."""
+    z = np.asarray(z)
+    if z.ndim != 2 or z.shape[1] != n_latents:
+        raise DataError(
+            f"{who} was fitted on {n_latents} latents but got shape {z.shape}; score latents of "
+            "the same SAE"
+        )
+    return z
+
+
 def check_fit_inputs(x: np.ndarray, y: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Float matrix and 0/1 labels with matching rows and both classes, or DataError."""
     x = np.asarray(x)

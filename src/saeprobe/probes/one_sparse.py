@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from saeprobe.errors import DataError
-from saeprobe.probes.linear import check_fit_inputs
+from saeprobe.probes.linear import check_fit_inputs, check_scoring_width
 from saeprobe.probes.metrics import auroc_columns
 
 __all__ = ["OneSparseProbe"]
@@ -52,12 +52,7 @@ class OneSparseProbe:
         return np.array([self.latent_])
 
     def decision_function(self, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z)
-        if z.ndim != 2 or z.shape[1] != self.n_latents_:
-            raise DataError(
-                f"OneSparseProbe was fitted on {self.n_latents_} latents but got shape "
-                f"{z.shape}; score latents of the same SAE"
-            )
+        z = check_scoring_width(z, self.n_latents_, "OneSparseProbe")
         return self.sign_ * z[:, self.latent_].astype(np.float64)
 
     def info(self) -> dict[str, Any]:

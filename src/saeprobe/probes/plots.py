@@ -14,20 +14,16 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from saeprobe.errors import DataError
-from saeprobe.io_utils import atomic_write
+from saeprobe.figures import new_figure, output_format, save_figure
 from saeprobe.probes.data import SPLITS
 from saeprobe.probes.suite import ProbeResults
 
 __all__ = ["plot_auroc_vs_k", "plot_reconstruction_delta_table", "reconstruction_delta_markdown"]
 
-_DPI = 150
-_FORMATS = {".png": "png", ".svg": "svg"}
 _SPLIT_TITLES = {"train": "Train", "val": "Val (in-distribution)", "ood": "OOD"}
 _TABLE_COLUMNS = {"train": "Train", "val": "Val", "ood": "OOD"}
 # Colour = SAE; line style and marker = how the latents were chosen. Dashed is kept for the
@@ -38,27 +34,6 @@ _SELECTION_STYLE: dict[str, tuple[Any, str]] = {
     "l1": ((0, (3, 1, 1, 1, 1, 1)), "^"),
     "random": (":", "x"),
 }
-
-
-def _output_format(path: Path) -> str:
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataError(
-            f"cannot write figure {path}: unsupported suffix {path.suffix!r}; use .png or .svg"
-        )
-    return fmt
-
-
-def _new_figure(figsize: tuple[float, float]) -> Figure:
-    fig = Figure(figsize=figsize, dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(fig)  # explicit Agg canvas: independent of the global backend
-    return fig
-
-
-def _save(fig: Figure, path: Path, fmt: str) -> Path:
-    # The temporary file ends in ".tmp", so the format must be given, not inferred.
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=_DPI))
-    return path
 
 
 def _records(results: ProbeResults | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -96,7 +71,7 @@ def plot_auroc_vs_k(
     with a tick at every k.
     """
     path = Path(path)
-    fmt = _output_format(path)
+    fmt = output_format(path)
     rows = _records(results)
     present = {r["split"] for r in rows}
     splits = [s for s in (splits or SPLITS) if s in present]
@@ -111,7 +86,7 @@ def plot_auroc_vs_k(
     color = {sae: palette[i % len(palette)] for i, sae in enumerate(saes)}
     all_ks = sorted({int(r["k"]) for r in rows if r.get("k") is not None})
 
-    fig = _new_figure((4.6 * len(splits), 4.4))
+    fig = new_figure((4.6 * len(splits), 4.4))
     axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
     handles: dict[str, Line2D] = {}
     for ax, split in zip(axes, splits, strict=True):
@@ -186,7 +161,7 @@ def plot_auroc_vs_k(
     )
     if title:
         fig.suptitle(title, fontsize=12)
-    return _save(fig, path, fmt)
+    return save_figure(fig, path, fmt)
 
 
 def _delta_cells(
@@ -241,9 +216,9 @@ def plot_reconstruction_delta_table(
 ) -> Path:
     """The reconstruction-delta table as a small image (same cells as the markdown)."""
     path = Path(path)
-    fmt = _output_format(path)
+    fmt = output_format(path)
     saes, splits, cells, _ = _delta_cells(results)
-    fig = _new_figure((2.2 + 2.4 * len(splits), 0.6 + 0.35 * (len(saes) + 1)))
+    fig = new_figure((2.2 + 2.4 * len(splits), 0.6 + 0.35 * (len(saes) + 1)))
     ax = fig.add_subplot()
     ax.axis("off")
     table = ax.table(
@@ -256,4 +231,4 @@ def plot_reconstruction_delta_table(
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     ax.set_title("dense AUROC - reconstruction AUROC [95 % CI]", fontsize=9)
-    return _save(fig, path, fmt)
+    return save_figure(fig, path, fmt)

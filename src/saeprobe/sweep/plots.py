@@ -17,16 +17,12 @@ from typing import Any
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from saeprobe.errors import DataError
-from saeprobe.io_utils import atomic_write
+from saeprobe.figures import new_figure, output_format, save_figure
 
 __all__ = ["pareto_frontier", "plot_frequency_histograms", "plot_pareto"]
 
-_DPI = 150
-_FORMATS = {".png": "png", ".svg": "svg"}
 _X_LABEL_L0 = "L0 (mean active latents per token, log scale)"
 _Y_LABELS = {
     "fvu": "FVU (fraction of variance unexplained)",
@@ -85,28 +81,6 @@ def pareto_frontier(l0: Sequence[float], y: Sequence[float]) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # Shared figure helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _output_format(path: Path) -> str:
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataError(
-            f"cannot write figure {path}: unsupported suffix {path.suffix!r}; use .png or .svg"
-        )
-    return fmt
-
-
-def _new_figure(figsize: tuple[float, float]) -> Figure:
-    fig = Figure(figsize=figsize, dpi=_DPI, layout="constrained")
-    # Attaching the Agg canvas explicitly makes rendering independent of the global backend.
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: Path, fmt: str) -> Path:
-    # The temporary file ends in ".tmp", so the format must be given, not inferred.
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=_DPI))
-    return path
 
 
 def _series_colors(n: int) -> list[Any]:
@@ -178,7 +152,7 @@ def plot_pareto(
     or non-finite value are skipped. The format follows the suffix of `path` (.png or .svg).
     """
     path = Path(path)
-    fmt = _output_format(path)
+    fmt = output_format(path)
     groups = _group_rows(rows, y, series)
     if not groups:
         raise DataError(
@@ -186,7 +160,7 @@ def plot_pareto(
             "evaluate the runs (or pass y=<metric key present in the rows>) before plotting"
         )
 
-    fig = _new_figure((7.0, 5.0))
+    fig = new_figure((7.0, 5.0))
     ax = fig.add_subplot()
     for (label, (xs, ys)), color in zip(groups.items(), _series_colors(len(groups)), strict=True):
         _draw_series(ax, label, xs, ys, color)
@@ -200,7 +174,7 @@ def plot_pareto(
     ax.legend(fontsize=9)
     if title:
         ax.set_title(title, fontsize=12)
-    return _save(fig, path, fmt)
+    return save_figure(fig, path, fmt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +253,7 @@ def plot_frequency_histograms(
     high-frequency cut-off. The format follows the suffix of `path` (.png or .svg).
     """
     path = Path(path)
-    fmt = _output_format(path)
+    fmt = output_format(path)
     if not 0 < threshold <= 1:
         raise DataError(
             f"threshold {threshold} is not a firing frequency; pass a fraction in (0, 1]"
@@ -297,7 +271,7 @@ def plot_frequency_histograms(
     bins = _shared_bins(checked, threshold)
     n_cols = min(_MAX_COLUMNS, len(checked))
     n_rows = math.ceil(len(checked) / n_cols)
-    fig = _new_figure((4.2 * n_cols, 3.3 * n_rows))
+    fig = new_figure((4.2 * n_cols, 3.3 * n_rows))
     axes = fig.subplots(n_rows, n_cols, sharex=True, squeeze=False).ravel()
     for ax, (key, entries) in zip(axes, checked.items(), strict=False):
         _draw_panel(ax, key, entries, bins, threshold)
@@ -313,4 +287,4 @@ def plot_frequency_histograms(
     fig.supylabel("latents", fontsize=11)
     if title:
         fig.suptitle(title, fontsize=12)
-    return _save(fig, path, fmt)
+    return save_figure(fig, path, fmt)
