@@ -91,7 +91,7 @@ def _setup(tmp_path):
 
 
 def test_probe_run_writes_every_probe_k_split_and_reuses_features(tmp_path, monkeypatch):
-    monkeypatch.setenv("SAEPROBE_CACHE", str(tmp_path / "cache" / "stores"))
+    monkeypatch.setenv("SAEPROBE_CACHE", str(tmp_path / "cache"))
     cfg = ProbeConfig.model_validate(_setup(tmp_path))
     run_probe(cfg, tmp_path / "out", progress=False, log=lambda m: None)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -128,7 +128,7 @@ def test_probe_run_writes_every_probe_k_split_and_reuses_features(tmp_path, monk
     ],
 )
 def test_bad_probe_input_is_a_one_line_error(tmp_path, monkeypatch, change, message):
-    monkeypatch.setenv("SAEPROBE_CACHE", str(tmp_path / "cache" / "stores"))
+    monkeypatch.setenv("SAEPROBE_CACHE", str(tmp_path / "cache"))
     data = _setup(tmp_path) | change
     save_sae(create_sae({"architecture": "relu", "d_in": 16, "d_sae": 32}), tmp_path / "narrow")
     if "narrow" in data["saes"].get("dirs", {}):

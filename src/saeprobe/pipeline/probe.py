@@ -99,7 +99,7 @@ def resolve_saes(cfg: SaeSources, progress: bool) -> dict[str, Path]:
 
 def _features(cfg: ProbeConfig, lm, texts, sae_dirs, progress, log) -> Features:
     key = feature_key(lm, cfg.layer, cfg.context, cfg.poolings, texts, sae_dirs)
-    path = cache_root().parent / "features" / f"{key}.safetensors"
+    path = cache_root() / "features" / f"{key}.safetensors"
     if path.exists():
         log(f"features: cached ({path})")
         return load_features(path)

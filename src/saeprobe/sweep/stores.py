@@ -1,6 +1,6 @@
 """Stores a sweep needs: reuse an identical cached harvest, finish an interrupted one, or harvest.
 
-The cache lives in $SAEPROBE_CACHE (default ~/.cache/saeprobe/stores). A cached store's name
+The cache lives in $SAEPROBE_CACHE/stores (default ~/.cache/saeprobe/stores). A cached store's name
 carries a hash of its harvest settings and of the data file's size and modification time, so
 changed settings or a changed corpus never silently reuse stale activations.
 """
@@ -20,7 +20,8 @@ from saeprobe.sweep.config import StoreSpec
 
 
 def cache_root() -> Path:
-    default = Path.home() / ".cache" / "saeprobe" / "stores"
+    """$SAEPROBE_CACHE, default ~/.cache/saeprobe: stores/ and features/ live under it."""
+    default = Path.home() / ".cache" / "saeprobe"
     return Path(os.environ.get("SAEPROBE_CACHE", default)).expanduser()
 
 
@@ -56,7 +57,7 @@ def harvest_config(spec: StoreSpec, out: Path, progress: bool) -> HarvestConfig:
 
 
 def ensure_store(name: str, spec: StoreSpec, progress: bool = True) -> ActivationStore:
-    out = spec.path or cache_root() / f"{name}-{store_key(spec)}"
+    out = spec.path or cache_root() / "stores" / f"{name}-{store_key(spec)}"
     cfg = harvest_config(spec, out, progress)
     if (out / MANIFEST).exists():
         store = ActivationStore(out)
