@@ -29,6 +29,7 @@ from saeprobe.activations.manifest import (
     scale_from,
     state_path,
 )
+from saeprobe.activations.prefetch import prefetch
 from saeprobe.activations.shards import DTYPES, TOKEN_DTYPE
 from saeprobe.activations.windows import Window, collate, iter_windows, pad_id
 from saeprobe.activations.writer import Rows, ShardWriter, token_rows
@@ -197,7 +198,7 @@ def _run(cfg, lm, writer: ShardWriter, state: RankState, quota, rank: int, world
     last = state.next_batch
     try:
         # Batches before the cursor are re-tokenised (cheap) but never run through the model.
-        for b, windows in enumerate(_batches(cfg, lm, rank, world)):
+        for b, windows in enumerate(prefetch(_batches(cfg, lm, rank, world))):
             if b < state.next_batch:
                 continue
             rows, n_outliers = _forward(cfg, lm, windows, pad, b)

@@ -120,8 +120,9 @@ class ShardWriter:
         cursor = (self.buffer[0].batch, self.buffer[0].offset) if self.buffer else (next_batch, 0)
         committed = sum(v for b, v in self.pending_outliers.items() if b < cursor[0])
         self.pending_outliers = {b: v for b, v in self.pending_outliers.items() if b >= cursor[0]}
-        acts = {layer: torch.cat([r.acts[layer] for r in taken]) for layer in self.layers}
-        tokens = np.concatenate([r.tokens for r in taken])
+        # Chunks, not concatenations: the writer streams them into one file without a copy.
+        acts = {layer: [r.acts[layer] for r in taken] for layer in self.layers}
+        tokens = [r.tokens for r in taken]
         index, self._next_index = self._next_index, self._next_index + 1
         self._cut_tokens += n
         if len(self._jobs) >= 2:  # bound memory: at most two shards waiting for the disk
@@ -130,19 +131,21 @@ class ShardWriter:
 
     def _write(self, index, acts, tokens, cursor, committed) -> None:
         stem = shard_stem(self.rank, index)
+        n = sum(len(t) for t in tokens)
         files = {}
-        sums = NormSums(n=len(tokens))
-        for layer, x in acts.items():
-            files[layer_file(stem, layer)] = write_array(
-                self.out / layer_file(stem, layer), to_storage(x)
-            )
-            norms_sq = x.double().pow(2).sum(1)
-            sums.sum_sq[str(layer)] = float(norms_sq.sum())
-            sums.sum_norm[str(layer)] = float(norms_sq.sqrt().sum())
+        sums = NormSums(n=n)
+        for layer, chunks in acts.items():
+            path = self.out / layer_file(stem, layer)
+            files[layer_file(stem, layer)] = write_array(path, [to_storage(x) for x in chunks])
+            # Row norms in float32 (384+ squares per row lose nothing that matters), sums in
+            # float64 so millions of rows do not.
+            norms = torch.cat([torch.linalg.vector_norm(x.float(), dim=1) for x in chunks])
+            sums.sum_sq[str(layer)] = float(norms.double().pow(2).sum())
+            sums.sum_norm[str(layer)] = float(norms.double().sum())
         files[tokens_file(stem)] = write_array(self.out / tokens_file(stem), tokens)
         s = self.state
-        s.shards.append(ShardRecord(stem=stem, rank=self.rank, n_tokens=len(tokens), files=files))
-        s.n_tokens += len(tokens)
+        s.shards.append(ShardRecord(stem=stem, rank=self.rank, n_tokens=n, files=files))
+        s.n_tokens += n
         s.norms = s.norms.add(sums)
         s.next_batch, s.skip = cursor
         s.n_outliers += committed
