@@ -12,7 +12,8 @@ from typing import Any
 # mkstemp creates files 0600; published files get the usual umask-derived mode instead.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
 
 
 def atomic_write(
@@ -28,9 +29,9 @@ def atomic_write(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, _FILE_MODE)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, FILE_MODE)  # after writing: some writers recreate the file
         if fsync:
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())

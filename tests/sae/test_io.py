@@ -153,3 +153,18 @@ def test_overwrite_is_atomic_and_complete(tmp_path):
     save_sae(b, tmp_path / "s")
     assert torch.equal(load_sae(tmp_path / "s").W_dec, b.W_dec)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no temp dirs left behind
+
+
+def test_saved_files_follow_the_umask_not_private_temp_modes(tmp_path):
+    import os
+    import stat
+
+    from saeprobe.io_utils import DIR_MODE, FILE_MODE
+    from saeprobe.train.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
+
+    save_sae(create_sae({"architecture": "relu", "d_in": 4, "d_sae": 8}), tmp_path / "s")
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "s") == DIR_MODE
+    assert mode(tmp_path / "s" / "sae_weights.safetensors") == FILE_MODE
+    save_checkpoint(tmp_path / "ckpt", Checkpoint(step=1, meta={}, runs=[]))
+    assert mode(checkpoint_path(tmp_path / "ckpt")) == FILE_MODE

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from saeprobe import __version__
 from saeprobe.errors import FormatError
-from saeprobe.io_utils import atomic_write_json
+from saeprobe.io_utils import DIR_MODE, FILE_MODE, atomic_write_json
 from saeprobe.sae.base import SAE
 from saeprobe.sae.registry import get_architecture, make_config
 
@@ -66,6 +66,8 @@ def save_sae(sae: SAE, path: str | os.PathLike, metadata: dict[str, Any] | None 
     try:
         save_file(tensors, tmp / WEIGHTS_FILE)
         atomic_write_json(tmp / CFG_FILE, cfg_json)
+        os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700; a saved SAE is shared like any file
+        os.chmod(tmp / WEIGHTS_FILE, FILE_MODE)
         _swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
