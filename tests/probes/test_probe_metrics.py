@@ -131,3 +131,32 @@ def test_group_aurocs_single_class_convention():
     # Mixed group: on its own rows.
     assert rows["mix"]["reference"] == "group"
     assert (rows["mix"]["n"], rows["mix"]["n_pos"], rows["mix"]["auroc"]) == (2, 1, 1.0)
+
+
+def test_grouped_bootstrap_is_wider_when_rows_repeat_their_group():
+    """Five identical copies of each base prompt add no information: a row bootstrap treats
+    them as independent and narrows the interval; the cluster bootstrap does not."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(rng.integers(0, 2, 60), 5)
+    scores = np.repeat(rng.normal(size=60), 5) + y
+    groups = np.repeat(np.arange(60), 5)
+    rows = bootstrap_auroc(y, scores, n_bootstrap=400, seed=1)
+    grouped = bootstrap_auroc(y, scores, n_bootstrap=400, seed=1, groups=groups)
+    point = auroc(y, scores)
+    assert grouped.low <= point <= grouped.high
+    assert (grouped.high - grouped.low) > 1.5 * (rows.high - rows.low)
+    again = bootstrap_auroc(y, scores, n_bootstrap=400, seed=1, groups=groups)
+    np.testing.assert_array_equal(again.replicates, grouped.replicates)
+
+
+def test_grouped_bootstrap_with_one_row_per_group_matches_a_plain_weighted_auroc():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 80)
+    scores = rng.normal(size=80) + y
+    boot = bootstrap_auroc(y, scores, n_bootstrap=50, seed=2, groups=np.arange(80))
+    # Replicate 0 recomputed by hand: the same draws, expanded into rows, through sklearn.
+    draws = np.random.default_rng(2).integers(0, 80, size=(50, 80))[0]
+    from sklearn.metrics import roc_auc_score
+
+    expected = roc_auc_score(y[draws], scores[draws]) if 0 < y[draws].sum() < 80 else None
+    assert expected is not None and boot.replicates[0] == pytest.approx(expected, abs=1e-12)

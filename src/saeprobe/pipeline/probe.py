@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -68,7 +68,10 @@ class ProbeConfig(BaseModel):
         default_factory=lambda: ["mean_diff", "mean_diff_normalized", "l1"], min_length=1
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    n_bootstrap: int = Field(1000, ge=0)
+    n_bootstrap: int = Field(1000, ge=1)
+    bootstrap_unit: Literal["base_id", "row"] = Field(
+        "base_id", description="resample base prompts (cluster bootstrap) or rows"
+    )
     device: str = "auto"
 
 
@@ -167,6 +170,7 @@ def run_probe(
             selections=tuple(cfg.selections),
             seeds=tuple(cfg.seeds),
             n_bootstrap=cfg.n_bootstrap,
+            bootstrap_unit=cfg.bootstrap_unit,
         )
         for record in [*results.results, *results.ood_breakdown]:
             record["pooling"] = pooling.name

@@ -151,8 +151,15 @@ def bootstrap_auroc(
     seed: int | Sequence[int] = 0,
     confidence: float = 0.95,
     split: str = "scores",
+    groups: Sequence[object] | np.ndarray | None = None,
 ) -> BootstrapResult:
-    """Stratified percentile bootstrap of the AUROC.
+    """Percentile bootstrap of the AUROC: by group when `groups` is given, else by row.
+
+    With `groups` (e.g. base_id), whole groups are resampled with replacement (a cluster
+    bootstrap): the transformations of one base prompt are correlated, so resampling them as
+    independent rows would understate the variance. See `_grouped_replicates`.
+
+    Without groups, a stratified row bootstrap:
 
     Each resample draws n_pos rows with replacement from the positives and n_neg from the
     negatives, so both classes are always present and the class balance is fixed. The interval
@@ -178,6 +185,11 @@ def bootstrap_auroc(
     s = _scores(scores, pos.size, split)
     _, value_id = np.unique(s, return_inverse=True)
     n_values = int(value_id.max()) + 1
+    tail = (1.0 - confidence) / 2.0
+    if groups is not None:
+        reps = _grouped_replicates(pos, value_id, n_values, groups, n_bootstrap, seed, split)
+        low, high = np.quantile(reps, [tail, 1.0 - tail])
+        return BootstrapResult(low=float(low), high=float(high), replicates=reps)
     pos_ids = value_id[pos]
     neg_ids = value_id[~pos]
     n_pos, n_neg = pos_ids.size, neg_ids.size
@@ -198,9 +210,67 @@ def bootstrap_auroc(
         below_or_half = np.cumsum(neg_counts, axis=1) - 0.5 * neg_counts
         wins = np.take_along_axis(below_or_half, pos_ids[pos_draw], axis=1).sum(axis=1)
         reps[start : start + b] = wins / (n_pos * n_neg)
-    tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(reps, [tail, 1.0 - tail])
     return BootstrapResult(low=float(low), high=float(high), replicates=reps)
+
+
+def _grouped_replicates(
+    pos: np.ndarray,
+    value_id: np.ndarray,
+    n_values: int,
+    groups: Sequence[object] | np.ndarray,
+    n_bootstrap: int,
+    seed: int | Sequence[int],
+    split: str,
+) -> np.ndarray:
+    """AUROC replicates of a cluster bootstrap: draw len(groups) groups with replacement; a
+    row's weight is how often its group was drawn.
+
+    Weighted AUROC = sum over (positive i, negative j) of w_i w_j [s_i > s_j, ties 1/2], divided
+    by (sum of positive weights)(sum of negative weights); computed per block of resamples with
+    one weighted bincount per block, like the row bootstrap. The draws depend only on (seed,
+    number of groups), so two score vectors of a split are resampled identically (paired).
+    Resamples that happen to contain one class only are redrawn.
+    """
+    groups = np.asarray(groups)
+    if groups.shape[0] != pos.size:
+        raise DataError(
+            f"{split}: {groups.shape[0]} group labels for {pos.size} rows; pass one per row"
+        )
+    _, group_id = np.unique(groups, return_inverse=True)
+    n_groups = int(group_id.max()) + 1
+    rng = np.random.default_rng(seed)
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // max(pos.size, n_groups))
+    reps: list[np.ndarray] = []
+    n_done, attempts = 0, 0
+    while n_done < n_bootstrap:
+        attempts += 1
+        if attempts > 100 * (n_bootstrap // block + 1):
+            raise DataError(
+                f"{split}: almost no group resample holds both classes; use more base prompts "
+                "or bootstrap by row"
+            )
+        b = min(block, n_bootstrap - n_done)
+        draws = rng.integers(0, n_groups, size=(b, n_groups))
+        offsets = (np.arange(b) * n_groups)[:, None]
+        counts = np.bincount((offsets + draws).ravel(), minlength=b * n_groups).reshape(b, -1)
+        w = counts[:, group_id].astype(np.float64)  # [b, n] row weights
+        w_pos, w_neg = w * pos, w * ~pos
+        value_offsets = (np.arange(b) * n_values)[:, None]
+        neg_mass = np.bincount(
+            (value_offsets + value_id[None, :]).ravel(),
+            weights=w_neg.ravel(),
+            minlength=b * n_values,
+        ).reshape(b, n_values)
+        below_or_half = np.cumsum(neg_mass, axis=1) - 0.5 * neg_mass
+        wins = (
+            np.take_along_axis(below_or_half, np.broadcast_to(value_id, w.shape), axis=1) * w_pos
+        ).sum(axis=1)
+        denominator = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+        ok = denominator > 0
+        reps.append(wins[ok] / denominator[ok])
+        n_done += int(ok.sum())
+    return np.concatenate(reps)[:n_bootstrap]
 
 
 def tpr_at_fpr(
@@ -263,10 +333,14 @@ def evaluate_scores(
     n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
     seed: int | Sequence[int] = 0,
     max_fpr: float = DEFAULT_MAX_FPR,
+    groups: Sequence[object] | np.ndarray | None = None,
 ) -> SplitMetrics:
-    """AUROC, its bootstrap interval, TPR at `max_fpr` (1 % by default), and class counts."""
+    """AUROC, its bootstrap interval (by group when `groups` is given), TPR at `max_fpr`
+    (1 % by default), and class counts."""
     pos = _labels(y, split)
-    boot = bootstrap_auroc(pos, scores, n_bootstrap=n_bootstrap, seed=seed, split=split)
+    boot = bootstrap_auroc(
+        pos, scores, n_bootstrap=n_bootstrap, seed=seed, split=split, groups=groups
+    )
     return SplitMetrics(
         auroc=auroc(pos, scores, split=split),
         auroc_ci_low=boot.low,

@@ -247,6 +247,7 @@ class _Run:
         l1_prescreen: int,
         sparse_c: float | None,
         max_fpr: float,
+        bootstrap_unit: str,
     ) -> None:
         self.data = data
         self.saes = saes
@@ -258,6 +259,7 @@ class _Run:
         self.l1_prescreen = l1_prescreen
         self.sparse_c = sparse_c
         self.max_fpr = max_fpr
+        self.bootstrap_unit = bootstrap_unit
         self.out = ProbeResults()
         self.cache: dict[str, _SaeCache] = {}
         # The training split: the only arrays any `fit` call in this class ever receives.
@@ -274,6 +276,13 @@ class _Run:
             t[stage] = t.get(stage, 0.0) + time.perf_counter() - start
 
     # -- evaluation ------------------------------------------------------------------------
+
+    def _bootstrap_groups(self, split: str) -> Sequence[Any] | None:
+        """Resampling units: base prompts (cluster bootstrap) unless rows were asked for."""
+        groups = self.data.base_id.get(split)
+        if self.bootstrap_unit != "base_id" or groups is None or len(groups) == 0:
+            return None
+        return groups
 
     def evaluate(
         self,
@@ -297,6 +306,7 @@ class _Run:
                     # Depends on (seed, split) only: every probe shares the resamples.
                     seed=[key["seed"], SPLITS.index(split)],
                     max_fpr=self.max_fpr,
+                    groups=self._bootstrap_groups(split),
                 )
             per_split[split] = metrics
             self.out.results.append({**key, "split": split, **metrics.as_record()})
@@ -443,16 +453,21 @@ def run_probe_suite(
     l1_prescreen: int = DEFAULT_L1_PRESCREEN,
     sparse_c: float | None = None,
     max_fpr: float = DEFAULT_MAX_FPR,
+    bootstrap_unit: str = "base_id",
 ) -> ProbeResults:
     """Fit and score every probe type for every SAE and seed; see the module docstring.
 
     `saes` maps an SAE name to its `SaeFeatures` (or {"Z": {split: ...}, "R": {split: ...}}).
     `seeds` changes the CV fold shuffle, the random-latent draw and the bootstrap resamples.
-    `sparse_c` fixes C for k_sparse/random_latents instead of CV. Every k must not exceed the
+    `sparse_c` fixes C for k_sparse/random_latents instead of CV. `bootstrap_unit` "base_id"
+    resamples base prompts (a cluster bootstrap, the default when base_ids are given), "row"
+    resamples rows. Every k must not exceed the
     latents that fire on train for any SAE (DataError before anything is fitted).
     """
     start = time.perf_counter()
     ks_t, selections_t, seeds_t = _check_settings(ks, selections, seeds, n_bootstrap)
+    if bootstrap_unit not in ("base_id", "row"):
+        raise ConfigError(f"bootstrap_unit={bootstrap_unit!r}; use 'base_id' or 'row'")
     if not isinstance(data, ProbeData):
         raise DataError(
             "data must be a saeprobe.probes.ProbeData; build one from X, y and metadata"
@@ -483,6 +498,7 @@ def run_probe_suite(
         l1_prescreen=l1_prescreen,
         sparse_c=sparse_c,
         max_fpr=max_fpr,
+        bootstrap_unit=bootstrap_unit,
     )
     run.out.timings["validate"] = validate_seconds
     # Every k must be feasible for every SAE before minutes of fitting start.
@@ -503,6 +519,7 @@ def run_probe_suite(
         "l1_prescreen": l1_prescreen,
         "sparse_c": sparse_c,
         "max_fpr": max_fpr,
+        "bootstrap_unit": bootstrap_unit,
         "splits": {
             s: {"n": int(np.size(data.y[s])), "n_pos": int(np.sum(data.y[s]))} for s in data.splits
         },
