@@ -1,7 +1,9 @@
 """Run an iterator in a background thread, a few items ahead of its consumer.
 
 Tokenisation (Rust, releases the GIL) and file reading then overlap the model's forward pass.
-Exceptions are re-raised in the consumer, in order; closing the consumer stops the thread.
+Exceptions are re-raised in the consumer, in order. Closing the consumer stops the producer
+and joins it: a thread left running inside native code (the tokenizer) at interpreter exit
+aborts the process.
 """
 
 from __future__ import annotations
@@ -19,22 +21,26 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry: tuple) -> bool:
+        """Put `entry` unless the consumer has stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            slots.put((_END, None))
+            offer((_END, None))
         except BaseException as err:  # noqa: BLE001 -- handed to the consumer, not swallowed
-            slots.put((_END, err))
+            offer((_END, err))
 
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread = threading.Thread(target=produce, name="prefetch")
     thread.start()
     try:
         while True:
@@ -46,3 +52,4 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        thread.join()  # the producer finishes its current item, sees `stop`, and returns
