@@ -9,7 +9,7 @@ without one is visibly unfinished.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -148,12 +148,12 @@ def _check_data(cfg: HarvestConfig) -> None:
         next(iter_texts(source.data, source.field))
 
 
-def iter_documents(cfg: HarvestConfig) -> Iterator[str]:
+def iter_documents(data: str, field: str | None, mix: Sequence[MixSource] = ()) -> Iterator[str]:
     """The mix sources (each repeated), then the main data: the order doc ids count in."""
-    for source in cfg.mix:
+    for source in mix:
         for _ in range(source.repeats):
             yield from iter_texts(source.data, source.field)
-    yield from iter_texts(cfg.data, cfg.field)
+    yield from iter_texts(data, field)
 
 
 def _start_state(cfg: HarvestConfig, resume: bool, rank: int, fingerprint: dict) -> RankState:
@@ -178,7 +178,8 @@ def _start_state(cfg: HarvestConfig, resume: bool, rank: int, fingerprint: dict)
 
 
 def _batches(cfg: HarvestConfig, lm: LoadedModel, rank: int, world: int) -> Iterator[list[Window]]:
-    docs = ((i, text) for i, text in enumerate(iter_documents(cfg)) if i % world == rank)
+    texts = iter_documents(cfg.data, cfg.field, cfg.mix)
+    docs = ((i, text) for i, text in enumerate(texts) if i % world == rank)
     windows = iter_windows(docs, lm.tokenizer, cfg.context, chat=cfg.chat)
     while batch := list(islice(windows, cfg.batch_size)):
         yield batch

@@ -175,6 +175,7 @@ class StoreSource:
         self.n_blocks = -(-self.n // self.block)
         self.per_epoch = self.n // batch_size
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._order_cache: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
 
     @property
     def d_in(self) -> int:
@@ -188,14 +189,19 @@ class StoreSource:
         seed = np.random.SeedSequence([self.seed, *key]).generate_state(1, np.uint64)[0]
         return torch.Generator().manual_seed(int(seed) & (2**63 - 1))
 
-    def _block_rows(self, epoch: int, position: int) -> np.ndarray:
-        """Row ids of the `position`-th block visited in `epoch`, in their shuffled order."""
-        key = (epoch, position)
+    def _block_order(self, epoch: int) -> np.ndarray:
+        """The blocks in the order `epoch` visits them."""
+        if self._order_cache[0] != epoch:
+            order = torch.randperm(self.n_blocks, generator=self._generator(epoch)).numpy()
+            self._order_cache = (epoch, order)
+        return self._order_cache[1]
+
+    def _block_rows(self, epoch: int, block: int) -> np.ndarray:
+        """Row ids of `block` in the shuffled order `epoch` reads them."""
+        key = (epoch, block)
         if key not in self._perm_cache:
             if len(self._perm_cache) > 4:
                 self._perm_cache.clear()
-            order = torch.randperm(self.n_blocks, generator=self._generator(epoch)).numpy()
-            block = int(order[position])
             first = block * self.block
             size = min(self.block, self.n - first)
             perm = torch.randperm(size, generator=self._generator(epoch, block)).numpy()
@@ -204,19 +210,16 @@ class StoreSource:
 
     def _epoch_rows(self, epoch: int, lo: int, hi: int) -> np.ndarray:
         """Rows [lo, hi) of the epoch's visiting order."""
-        parts, block_starts = [], self._visit_starts(epoch)
-        for position in range(self.n_blocks):
-            b_lo, b_hi = block_starts[position], block_starts[position + 1]
-            if b_hi <= lo or b_lo >= hi:
-                continue
-            rows = self._block_rows(epoch, position)
-            parts.append(rows[max(lo, b_lo) - b_lo : min(hi, b_hi) - b_lo])
-        return np.concatenate(parts)
-
-    def _visit_starts(self, epoch: int) -> np.ndarray:
-        order = torch.randperm(self.n_blocks, generator=self._generator(epoch)).numpy()
+        order = self._block_order(epoch)
         sizes = np.minimum(self.block, self.n - order * self.block)
-        return np.concatenate([[0], np.cumsum(sizes)])
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        parts = []
+        for position, block in enumerate(order):
+            b_lo, b_hi = starts[position], starts[position + 1]
+            if b_lo < hi and b_hi > lo:
+                rows = self._block_rows(epoch, int(block))
+                parts.append(rows[max(lo, b_lo) - b_lo : min(hi, b_hi) - b_lo])
+        return np.concatenate(parts)
 
     def rows(self, step: int) -> np.ndarray:
         epoch, i = divmod(step, self.per_epoch)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from saeprobe.activations.windows import Window, collate, pad_id
 from saeprobe.errors import DataError
 from saeprobe.features.pooling import Pooling
 from saeprobe.lm.chat import tokenize_user_turn
@@ -56,19 +57,13 @@ def extract_features(
     saes = {name: sae.to(device).eval() for name, sae in saes.items()}
     out = {"dense": [], **{f"z:{s}": [] for s in saes}, **{f"r:{s}": [] for s in saes}}
     n_user = []
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad = pad_id(lm.tokenizer)
     for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="features"):
         turns = [
             tokenize_user_turn(lm.tokenizer, t, context) for t in texts[start : start + batch_size]
         ]
-        width = max(len(t.input_ids) for t in turns)
-        ids = torch.full((len(turns), width), pad, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        user = torch.zeros_like(ids, dtype=torch.bool)
-        for i, turn in enumerate(turns):
-            ids[i, : len(turn.input_ids)] = torch.tensor(turn.input_ids)
-            attention[i, : len(turn.input_ids)] = 1
-            user[i, : len(turn.input_ids)] = torch.tensor(turn.user_mask)
+        enc = collate([Window(t.input_ids, t.user_mask, i) for i, t in enumerate(turns)], pad)
+        ids, attention, user = enc["input_ids"], enc["attention_mask"], enc["keep"]
         if not user.any(dim=1).all():
             raise DataError("a prompt has no user tokens after tokenisation; remove empty prompts")
         hidden = capture_layers(

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saeprobe.activations.windows import Window, collate, pad_id
 from saeprobe.errors import DataError, SaeprobeError
 from saeprobe.lm.hooks import splice
 from saeprobe.lm.models import LoadedModel
@@ -97,17 +98,12 @@ def tokenize_batches(
             f"batch_size={batch_size}, max_length={max_length}; use batch_size >= 1 and "
             "max_length >= 2 (next-token loss needs two tokens)"
         )
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     for i in range(0, len(texts), batch_size):
-        ids = tokenizer(list(texts[i : i + batch_size]), truncation=True, max_length=max_length)
-        rows = ids["input_ids"]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):
-            input_ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
-            attention_mask[j, : len(r)] = 1
-        yield {"input_ids": input_ids, "attention_mask": attention_mask}
+        rows = tokenizer(list(texts[i : i + batch_size]), truncation=True, max_length=max_length)
+        windows = [Window(r, [True] * len(r), j) for j, r in enumerate(rows["input_ids"])]
+        enc = collate(windows, pad)
+        yield {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
 # ----- per-batch pieces ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from saeprobe.activations.harvest import HarvestConfig, iter_documents
+from saeprobe.activations.harvest import MixSource, iter_documents
 from saeprobe.activations.store import ActivationStore
 from saeprobe.activations.windows import collate, iter_windows, pad_id
 from saeprobe.errors import DataError
@@ -105,21 +105,20 @@ def lm_batches(
 ) -> tuple[list[dict[str, torch.Tensor]], bool]:
     """Windows built exactly as the harvest built them; (batches, whether held out)."""
     m = store.manifest
-    source = HarvestConfig(
-        layers=m.layers,
-        data=data or m.data,
-        field=field if data else m.field,
-        mix=[] if data else m.mix,
-        out=store.path,
-        context=m.context,
-        chat=m.chat,
-    )
-    skip = -1 if data else _last_doc_id(store)
-    docs = [(i, t) for i, t in enumerate(iter_documents(source)) if i > skip]
-    held_out = bool(docs)
-    if not docs:  # the store used the whole corpus: fall back to its first documents
-        docs = list(enumerate(islice(iter_documents(source), n_windows)))
-    windows = list(islice(iter_windows(docs, lm.tokenizer, m.context, chat=m.chat), n_windows))
+    if data:
+        texts, skip = (lambda: iter_documents(data, field)), -1
+    else:
+        mix = [MixSource(**x) for x in m.mix]
+        texts, skip = (lambda: iter_documents(m.data, m.field, mix)), _last_doc_id(store)
+
+    def first_windows(docs):
+        return list(islice(iter_windows(docs, lm.tokenizer, m.context, chat=m.chat), n_windows))
+
+    # Lazily: only as many documents are read as the windows need.
+    windows = first_windows((i, t) for i, t in enumerate(texts()) if i > skip)
+    held_out = bool(windows)
+    if not held_out:  # the store used the whole corpus: fall back to its first documents
+        windows = first_windows(enumerate(texts()))
     batches = []
     for i in range(0, len(windows), batch_size):
         enc = collate(windows[i : i + batch_size], pad_id(lm.tokenizer))

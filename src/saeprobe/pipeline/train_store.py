@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import ConfigError
 from saeprobe.io_utils import atomic_write_json
-from saeprobe.metrics.reconstruction import ReconstructionAccumulator
+from saeprobe.pipeline.evaluate import reconstruction_metrics
 from saeprobe.sae.config import build_config
 from saeprobe.sae.registry import get_architecture, make_config
 from saeprobe.train.config import RunSpec, TrainConfig
@@ -99,7 +99,9 @@ def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, A
         "activation_store": str(cfg.acts),
     }
     result.save(spec.name, cfg.out, metadata=meta)
-    summary = _summary(sae, store, source, cfg.eval_batches, train_cfg.device)
+    summary = _summary(
+        sae, store, source.layer, cfg.eval_batches * cfg.batch_size, train_cfg.device
+    )
     report = {
         "architecture": cfg.architecture,
         "sae_dir": str(cfg.out),
@@ -118,19 +120,11 @@ def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, A
     return report
 
 
-def _summary(sae, store, source, n_batches: int, device: str) -> dict[str, Any]:
-    """FVU / L0 on the first shuffled batches (training data: a sanity check, not an eval)."""
-    import torch
-
-    if n_batches == 0:
+def _summary(sae, store, layer: int, tokens: int, device: str) -> dict[str, Any]:
+    """FVU / L0 on the store's last `tokens` tokens (training data: a sanity check; for a held-out
+    evaluation use `saeprobe evaluate` on another store)."""
+    if tokens == 0:
         return {}
-    sae = sae.export_for_inference().to(resolve_device(device)).eval()
-    acc = ReconstructionAccumulator(sae.cfg.d_sae)
-    batches = source.batches(0)
-    with torch.no_grad():
-        for _ in range(n_batches):
-            x = next(batches).float().to(sae.W_dec.device)
-            latents = sae.encode(x)
-            acc.update(x, sae.decode(latents), latents)
-    result = acc.result()
+    rows = (max(0, store.n_tokens - tokens), store.n_tokens)
+    result, _ = reconstruction_metrics(sae, store, layer, rows, device=resolve_device(device))
     return {f"train_{k}": result[k] for k in ("fvu", "nmse", "l0", "n_high_frequency")}

@@ -28,7 +28,7 @@ from saeprobe.pipeline.evaluate import (
 )
 from saeprobe.pipeline.train_store import schedule_defaults
 from saeprobe.sae.config import build_config
-from saeprobe.sae.io import load_sae
+from saeprobe.sae.io import load_sae, read_cfg
 from saeprobe.sae.registry import make_config
 from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
 from saeprobe.sweep.outputs import write_outputs
@@ -171,7 +171,6 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
     lm = load_model(store.manifest.model, device=device) if cfg.lm_windows else None
     if lm is not None:
         batches, held_out = lm_batches(lm, store, None, None, cfg.lm_windows, batch_size=16)
-    steps = None
     for p in plans:
         if layout.eval(p.name).exists():
             continue
@@ -183,8 +182,6 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
             if lm is not None
             else {"lm_loss_reason": "lm_windows is 0"}
         )
-        cfg_json = json.loads((layout.sae(p.name) / "cfg.json").read_text(encoding="utf-8"))
-        steps = cfg_json.get("metadata", {}).get("train_steps", steps)
         save_frequencies(layout.frequencies(p.name), freqs)
         row = {
             "name": p.name,
@@ -193,7 +190,7 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
             **p.sae,
             "init_from": p.init_from,
             "reinit_fraction": p.reinit_fraction,
-            "steps": steps,
+            "steps": read_cfg(layout.sae(p.name)).get("metadata", {}).get("train_steps"),
             "store": phase.store,
             **metrics,
             **effect,
