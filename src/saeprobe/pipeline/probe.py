@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from saeprobe.cache import cache_root
 from saeprobe.datasets.build import build_dataset, load_dataset_dir
 from saeprobe.datasets.config import load_dataset_config
 from saeprobe.errors import ConfigError
@@ -31,7 +32,6 @@ from saeprobe.sae.config import build_config
 from saeprobe.sae.io import load_sae
 from saeprobe.sweep.config import SweepConfig, plan_runs
 from saeprobe.sweep.runner import SweepLayout, run_sweep
-from saeprobe.sweep.stores import cache_root
 from saeprobe.train.trainer import resolve_device
 from saeprobe.yaml_config import load_yaml_config
 

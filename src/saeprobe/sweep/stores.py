@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from saeprobe.activations.harvest import HarvestConfig, harvest
 from saeprobe.activations.manifest import MANIFEST
 from saeprobe.activations.store import ActivationStore
+from saeprobe.cache import cache_root
 from saeprobe.errors import ConfigError
 from saeprobe.sweep.config import StoreSpec
-
-
-def cache_root() -> Path:
-    """$SAEPROBE_CACHE, default ~/.cache/saeprobe: stores/ and features/ live under it."""
-    default = Path.home() / ".cache" / "saeprobe"
-    return Path(os.environ.get("SAEPROBE_CACHE", default)).expanduser()
 
 
 def _file_stamp(source: str) -> list:
