@@ -9,7 +9,8 @@ SMALL = {"context": 32, "batch_size": 8, "shard_tokens": 512, "progress": False}
 
 
 def small_harvest(minilm, corpus, out, resume=False, **kw):
-    cfg = HarvestConfig(**{"layers": [3], "data": str(corpus), "out": out, **SMALL, **kw})
+    base = {"model": minilm.name, "layers": [3], "data": str(corpus), "out": out}
+    cfg = HarvestConfig(**{**base, **SMALL, **kw})
     return harvest(cfg, resume=resume, lm=minilm)
 
 

@@ -1,9 +1,9 @@
 """Where cached work lives: $SAEPROBE_CACHE (default ~/.cache/saeprobe).
 
-    stores/     activation stores harvested for sweeps
-    features/   pooled probe features
-    models/     dequantised GGUF models ($SAEPROBE_MODEL_CACHE overrides this one folder, so
-                that a run with a scratch cache does not dequantise the model again)
+stores/     activation stores harvested for sweeps
+features/   pooled probe features
+models/     dequantised GGUF models ($SAEPROBE_MODEL_CACHE overrides this one folder, so
+            that a run with a scratch cache does not dequantise the model again)
 """
 
 from __future__ import annotations

@@ -160,7 +160,9 @@ def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
 
 
 @main.command()
-@click.option("--model", default="minilm", show_default=True, help="alias, local path or hub id")
+@click.option(
+    "--model", help="smollm2 | minilm | a local directory, .gguf file or hub id [smollm2]"
+)
 @click.option(
     "--layer", "layers", type=int, multiple=True, required=True, help="block index; repeat"
 )
@@ -171,18 +173,30 @@ def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
 @click.option("--context", type=int, help="tokens per window, specials included [128]")
 @click.option("--batch-size", type=int, help="windows per forward pass [32]")
 @click.option("--shard-tokens", type=int, help="tokens per shard file [65536]")
-@click.option("--chat", is_flag=True, help="wrap each document as a chat user turn")
+@click.option("--chat", is_flag=True, help="wrap each text document as a chat user turn")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), help="model + store dtype")
+@click.option(
+    "--autocast/--no-autocast", default=None, help="run the model under bf16 autocast [off]"
+)
 @click.option("--device", help="auto | cpu | cuda[:N]")
-@click.option("--outlier-factor", type=float, help="drop tokens with norm > F x median")
+@click.option(
+    "--outlier-factor",
+    type=float,
+    help="drop tokens with norm > F x batch median [10; 0: keep all]",
+)
 @click.option("--resume", is_flag=True, help="continue an interrupted harvest in --out")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 def harvest(resume, **o):
-    """Run a model over a corpus and store residual activations at the given layers."""
+    """Run a model over a corpus and store residual activations at the given layers.
+
+    A JSONL file whose rows hold `messages` (saeprobe rollouts) is harvested as chats: the
+    user and assistant text, never template tokens."""
     from saeprobe.activations.harvest import HarvestConfig, harvest
     from saeprobe.sae.config import build_config
 
     o = {k: v for k, v in o.items() if v is not None}
+    if o.get("outlier_factor") == 0:
+        o["outlier_factor"] = None
     cfg = build_config(HarvestConfig, o, what="harvest settings")
     manifest = harvest(cfg, resume=resume)
     if manifest is not None:
@@ -212,7 +226,12 @@ def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_
     from saeprobe.yaml_config import load_yaml_config
 
     data = load_yaml_config(config_path)
-    arch = o["arch"] or data.get("architecture") or "topk"
+    arch = o["arch"] or data.get("architecture")
+    if arch is None:  # a finetune inherits the saved SAE's architecture
+        from saeprobe.train.finetune import inherited_settings
+
+        source = init_from or data.get("init_from")
+        arch = inherited_settings(source)["architecture"] if source else "topk"
     data = _set(
         data,
         {
@@ -305,6 +324,49 @@ def probe(config_path, out, progress):
 
     report = run_probe(load_probe_config(config_path), out, progress=progress)
     click.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
+
+
+@main.command()
+@click.option("--model", help="chat model: alias, local path or hub id [smollm2]")
+@click.option("--prompts", help="prompt file (txt/jsonl/json/csv) [builtin-harmless]")
+@click.option("--field", help="prompt field (jsonl/json) or column (csv)")
+@click.option("--out", required=True, type=_PATH, help="JSONL file of chats to write")
+@click.option("--max-new-tokens", type=int, help="response length limit in tokens [64]")
+@click.option("--batch-size", type=int, help="prompts per generate call [8]")
+@click.option("--limit", type=int, help="use only the first N prompts")
+@click.option("--sample/--greedy", default=None, help="sample, or decode greedily [greedy]")
+@click.option("--temperature", type=float, help="sampling temperature [1.0]")
+@click.option("--top-p", type=float, help="nucleus sampling threshold [1.0]")
+@click.option("--seed", type=int, help="sampling seed [0]")
+@click.option("--resume", is_flag=True, help="continue an interrupted run into --out")
+@click.option("--progress/--no-progress", default=True, help="show a progress bar")
+@click.option("--device", help="auto | cpu | cuda[:N]")
+def rollouts(resume, **o):
+    """Generate a chat model's own responses to prompts, as chat data for chat SAEs."""
+    from saeprobe.data.rollouts import RolloutsConfig, run_rollouts
+    from saeprobe.sae.config import build_config
+
+    o = {k: v for k, v in o.items() if v is not None}
+    cfg = build_config(RolloutsConfig, o, what="rollouts settings")
+    click.echo(run_rollouts(cfg, resume=resume).line())
+
+
+@main.command("scan-layers")
+@click.argument("config_path", metavar="CONFIG.yaml", type=_PATH)
+@click.option("--layers", required=True, help="comma-separated layers, e.g. 6,9,12,15,18,21")
+@click.option("--out", required=True, type=_PATH, help="results directory")
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
+def scan_layers_cmd(config_path, layers, out, progress):
+    """Choose a probing layer: dense-probe CV on the train split only, per layer."""
+    from saeprobe.pipeline.layer_scan import scan_layers
+    from saeprobe.pipeline.probe import load_probe_config
+
+    try:
+        wanted = [int(v) for v in layers.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--layers {layers!r} must be integers separated by commas") from None
+    report = scan_layers(load_probe_config(config_path), wanted, out, progress=progress)
+    click.echo(f"best layer {report['best_layer']} ({report['ranked_by']}) -> {out}")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def test_interrupted_harvest_resumes_to_identical_shards(minilm, corpus, tmp_pat
 
 
 def test_sigkill_mid_harvest_then_resume_is_exact(corpus, tmp_path):
-    args = ["harvest", "--layer", "3", "--data", str(corpus), "--context", "32"]
+    args = ["harvest", "--model", "minilm", "--layer", "3", "--data", str(corpus)]
+    args += ["--context", "32"]
     args += ["--batch-size", "4", "--shard-tokens", "256", "--max-tokens", "4000", "--no-progress"]
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "saeprobe.cli", *args, "--out", str(out)])
@@ -147,6 +148,7 @@ def test_bfloat16_store_reads_back_as_bfloat16(minilm, corpus, tmp_path):
 
     lm16 = load_model("minilm", dtype=torch.bfloat16)
     cfg = HarvestConfig(
+        model="minilm",
         layers=[3],
         data=str(corpus),
         out=tmp_path / "bf",
@@ -161,7 +163,7 @@ def test_bfloat16_store_reads_back_as_bfloat16(minilm, corpus, tmp_path):
 
 
 def test_default_corpus_needs_no_data_argument(minilm, tmp_path):
-    cfg = HarvestConfig(layers=[2], out=tmp_path / "d", max_tokens=400, **SMALL)
+    cfg = HarvestConfig(model="minilm", layers=[2], out=tmp_path / "d", max_tokens=400, **SMALL)
     manifest = harvest(cfg, lm=minilm)
     assert manifest.data == "python-docs" and manifest.n_tokens == 400
 
@@ -196,7 +198,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
 
 def test_unknown_model_error_lists_the_aliases(tmp_path):
     r = cli("harvest", "--model", "gpt9", "--layer", "0", "--out", str(tmp_path / "o"))
-    assert "use an alias (minilm)" in r.stderr
+    assert "use an alias (smollm2, minilm)" in r.stderr
 
 
 def test_finished_store_is_not_overwritten(minilm, corpus, store):
@@ -205,7 +207,8 @@ def test_finished_store_is_not_overwritten(minilm, corpus, store):
 
 
 def test_torchrun_two_ranks_write_one_manifest_covering_all_tokens(minilm, corpus, tmp_path):
-    args = ["--layer", "3", "--data", str(corpus), "--context", "32", "--shard-tokens", "700"]
+    args = ["--model", "minilm", "--layer", "3", "--data", str(corpus), "--context", "32"]
+    args += ["--shard-tokens", "700"]
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     r = subprocess.run(
         [*run, "-m", "saeprobe.cli", "harvest", *args, "--out", str(tmp_path / "ranks")],

@@ -25,16 +25,43 @@ POOLS = [
 def test_pooling_reads_the_right_rows():
     values = torch.tensor([[9.0], [1.0], [3.0], [2.0], [7.0]])
     user = torch.tensor([[False, True, True, True, False]])
-    expected = {"max": 3.0, "mean": 2.0, "last": 2.0, "position+1": 7.0, "position-2": 1.0}
+    layout = (user, torch.tensor([4]), torch.tensor([5]))  # closing token 4, 5 tokens
+    expected = {
+        "max": 3.0,
+        "mean": 2.0,
+        "last": 2.0,
+        "position+1": 7.0,
+        "position-2": 1.0,
+        "eot+0": 7.0,
+        "eot-4": 9.0,
+        "resp-1": 7.0,
+        "resp-5": 9.0,
+    }
     for pool in [
         *POOLS[:3],
         Pooling(method="position", offset=1),
         Pooling(method="position", offset=-2),
+        Pooling(method="position", anchor="end_of_user_turn", offset=0),
+        Pooling(method="position", anchor="end_of_user_turn", offset=-4),
+        Pooling(method="position", anchor="response_start", offset=-1),
+        Pooling(method="position", anchor="response_start", offset=-5),
     ]:
-        rows = pool.token_rows(user)[0]
+        rows = pool.token_rows(*layout)[0]
         assert pool.pool(values[rows]).item() == expected[pool.name], pool.name
-    far = Pooling(method="position", offset=10)
-    assert far.token_rows(user)[0].tolist() == [4]  # clipped to the sequence
+
+
+def test_position_past_a_prompt_end_is_an_error_not_padding():
+    # Prompt 0 has 3 tokens in a batch 5 wide: its "+2" would be row 3, padding.
+    user = torch.tensor([[False, True, False, False, False], [False, True, True, True, False]])
+    layout = (user, torch.tensor([2, 4]), torch.tensor([3, 5]))
+    with pytest.raises(
+        DataError, match=r"position\+2: prompt 0 has 3 tokens.* -1\.\.\+1 .*not \+2"
+    ):
+        Pooling(method="position", offset=2).token_rows(*layout)
+    with pytest.raises(DataError, match=r"position\+10: prompt 0 .* -1\.\.\+1 "):
+        Pooling(method="position", offset=10).token_rows(*layout)
+    with pytest.raises(DataError, match=r"resp-4: prompt 0 has 3 tokens.* -3\.\.-1 "):
+        Pooling(method="position", anchor="response_start", offset=-4).token_rows(*layout)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +102,11 @@ def test_cache_round_trip_and_key_sensitivity(minilm, topk_sae, tmp_path):
     assert key != feature_key(
         minilm, 3, 512, POOLS[:2], [*TEXTS[:2], "Hi!"], {"t": tmp_path / "sae"}
     )
+    # Each anchor has its own name, so features at one are never read back for another.
+    anchors = ("last_user_token", "end_of_user_turn", "response_start")
+    pools = [[Pooling(method="position", anchor=a, offset=-1)] for a in anchors]
+    keys = {feature_key(minilm, 3, 512, p, TEXTS, {"t": tmp_path / "sae"}) for p in pools}
+    assert len(keys) == 3
 
 
 def test_sae_for_another_width_is_rejected(minilm):

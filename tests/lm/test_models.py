@@ -64,7 +64,7 @@ def test_splice_identity_keeps_logits_and_zero_changes_them(tiny_llama):
 
 
 def test_unknown_model_names_the_aliases(tmp_path):
-    with pytest.raises(SaeprobeError, match="alias \\(minilm\\)"):
+    with pytest.raises(SaeprobeError, match="alias \\(smollm2, minilm\\)"):
         load_model(str(tmp_path / "no-such-model"))
 
 

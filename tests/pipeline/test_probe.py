@@ -81,6 +81,7 @@ def _setup(tmp_path):
         save_sae(sae, tmp_path / name)
     return {
         "dataset": str(tmp_path / "dataset.yaml"),
+        "model": "minilm",
         "layer": 3,
         "poolings": [{"method": "max"}, {"method": "position", "offset": 1}],
         "saes": {"dirs": {"topk": str(tmp_path / "topk"), "relu": str(tmp_path / "relu")}},

@@ -41,8 +41,9 @@ def sweep_dict(tmp):
     )
     return {
         "stores": {
-            "pretrain": {"layer": 3, "max_tokens": 3500, "context": 32},
+            "pretrain": {"model": "minilm", "layer": 3, "max_tokens": 3500, "context": 32},
             "chat": {
+                "model": "minilm",
                 "layer": 3,
                 "data": str(tmp / "chat.jsonl"),
                 "chat": True,

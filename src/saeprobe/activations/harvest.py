@@ -9,7 +9,7 @@ without one is visibly unfinished.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -34,29 +34,30 @@ from saeprobe.activations.shards import DTYPES, TOKEN_DTYPE
 from saeprobe.activations.windows import Window, collate, iter_windows, pad_id
 from saeprobe.activations.writer import Rows, ShardWriter, token_rows
 from saeprobe.data.default_corpus import NAME as DEFAULT_CORPUS
-from saeprobe.data.text import iter_texts
+from saeprobe.data.documents import (
+    MixSource,
+    data_format,
+    iter_documents,
+    iter_mix,
+    iter_source,
+    mix_format,
+)
 from saeprobe.errors import DataError
 from saeprobe.io_utils import atomic_write_json
 from saeprobe.lm.chat import has_chat_template
 from saeprobe.lm.hooks import capture_layers
-from saeprobe.lm.models import LoadedModel, load_model
+from saeprobe.lm.models import DEFAULT_MODEL, LoadedModel, load_model
 from saeprobe.train.trainer import resolve_device
 
-
-class MixSource(BaseModel):
-    """Extra documents harvested before the main data, each repeated `repeats` times."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    data: str
-    field: str | None = None
-    repeats: int = Field(1, ge=1)
+# SmolLM2 puts norms 50-140x the median on a few early tokens ("\n" or " and" right after a
+# window's start): a handful per 10k tokens that would dominate E||x||^2 and the SAE's loss.
+DEFAULT_OUTLIER_FACTOR = 10.0
 
 
 class HarvestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     layers: list[int] = Field(min_length=1)
     data: str = DEFAULT_CORPUS
     field: str | None = None
@@ -69,11 +70,17 @@ class HarvestConfig(BaseModel):
     context: int = Field(128, ge=2, description="tokens per window, special tokens included")
     batch_size: int = Field(32, gt=0, description="windows per forward pass")
     shard_tokens: int = Field(65_536, gt=0, description="tokens per shard file")
-    chat: bool = False
+    chat: bool = Field(False, description="format text documents as a chat user turn")
     dtype: str = "float32"
+    autocast: bool = Field(
+        False, description="run the model under bf16 autocast; stored activations keep dtype"
+    )
     device: str = "auto"
     outlier_factor: float | None = Field(
-        None, gt=1, description="drop tokens whose norm exceeds this multiple of the median"
+        DEFAULT_OUTLIER_FACTOR,
+        gt=1,
+        description="drop tokens whose norm exceeds this multiple of the batch median (massive "
+        "activations such as secondary attention sinks); None keeps every token",
     )
     progress: bool = True
 
@@ -121,6 +128,8 @@ def _harvest(cfg, resume: bool, rank: int, world: int, lm: LoadedModel | None):
     if lm is None:
         device = distributed.device_for(resolve_device(cfg.device), rank)
         lm = load_model(cfg.model, device=device, dtype=DTYPES[cfg.dtype])
+    elif lm.name != cfg.model:  # the manifest would name the wrong model
+        raise ValueError(f"harvest got a loaded {lm.name!r} for model {cfg.model!r}")
     lm.check_layers(cfg.layers)
     _check_data(cfg)
     fingerprint = cfg.fingerprint() | {"world_size": world, "weights": weights_sha256(lm.model)}
@@ -144,16 +153,11 @@ def _harvest(cfg, resume: bool, rank: int, world: int, lm: LoadedModel | None):
 
 def _check_data(cfg: HarvestConfig) -> None:
     """Fail on an unreadable source before anything is written."""
-    for source in [*cfg.mix, cfg]:
-        next(iter_texts(source.data, source.field))
-
-
-def iter_documents(data: str, field: str | None, mix: Sequence[MixSource] = ()) -> Iterator[str]:
-    """The mix sources (each repeated), then the main data: the order doc ids count in."""
-    for source in mix:
-        for _ in range(source.repeats):
-            yield from iter_texts(source.data, source.field)
-    yield from iter_texts(data, field)
+    for source in cfg.mix:
+        if next(iter_mix(source), None) is None:
+            what = source.data or f"split {source.split} of {source.dataset}"
+            raise DataError(f"mix source {what} holds no documents; remove it or fill it")
+    next(iter_source(cfg.data, cfg.field))
 
 
 def _start_state(cfg: HarvestConfig, resume: bool, rank: int, fingerprint: dict) -> RankState:
@@ -220,7 +224,10 @@ def _forward(cfg: HarvestConfig, lm: LoadedModel, windows: list[Window], pad: in
     enc = collate(windows, pad)
     device = next(lm.model.parameters()).device
     inputs = {k: enc[k].to(device) for k in ("input_ids", "attention_mask")}
-    captured = capture_layers(lm.model, lm.blocks, cfg.layers, **inputs)
+    # Under autocast the residual stream itself stays float32 (bf16 block outputs are added to
+    # it), and the stored rows are cast to the store's dtype below.
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast):
+        captured = capture_layers(lm.model, lm.blocks, cfg.layers, **inputs)
     keep = enc["keep"]
     n_outliers = 0
     if cfg.outlier_factor is not None:
@@ -265,6 +272,10 @@ def _write_manifest(cfg: HarvestConfig, lm: LoadedModel, fingerprint: dict, worl
     for s in states:
         norms = norms.add(s.norms)
     scale, mean_norm = scale_from(norms)
+    formats = [
+        data_format(cfg.data, cfg.field, cfg.chat),
+        *(mix_format(m, cfg.chat) for m in cfg.mix),
+    ]
     manifest = Manifest(
         model=cfg.model,
         model_class=type(lm.model).__name__,
@@ -277,12 +288,18 @@ def _write_manifest(cfg: HarvestConfig, lm: LoadedModel, fingerprint: dict, worl
         n_tokens=sum(s.n_tokens for s in states),
         data=cfg.data,
         field=cfg.field,
-        mix=[m.model_dump() for m in cfg.mix],
+        mix=[m.model_dump() | {"format": mix_format(m, cfg.chat)} for m in cfg.mix],
         context=cfg.context,
         chat=cfg.chat,
+        data_format=formats[0],
         chat_template=(
-            None if not cfg.chat else "model" if has_chat_template(lm.tokenizer) else "fallback"
+            None
+            if set(formats) == {"plain"}
+            else "model"
+            if has_chat_template(lm.tokenizer)
+            else "fallback"
         ),
+        autocast=cfg.autocast,
         batch_size=cfg.batch_size,
         shard_tokens=cfg.shard_tokens,
         max_tokens=cfg.max_tokens,

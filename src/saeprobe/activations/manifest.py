@@ -76,7 +76,16 @@ class Manifest(BaseModel):
     mix: list[dict[str, Any]] = Field(default_factory=list)
     context: int
     chat: bool
-    chat_template: str | None = Field(description="'model', 'fallback' or null without --chat")
+    data_format: str = Field(
+        "plain",
+        description="how the main data was formatted: 'plain' text, each text as a chat "
+        "'user_turn' (--chat, the Gemma Scope IT recipe), or chat 'messages' (user and "
+        "assistant text of conversations, e.g. rollouts)",
+    )
+    chat_template: str | None = Field(
+        description="'model' or 'fallback' when any data was chat-formatted, else null"
+    )
+    autocast: bool = Field(False, description="the model ran under bf16 autocast")
     batch_size: int
     shard_tokens: int
     max_tokens: int | None

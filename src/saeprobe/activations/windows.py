@@ -1,9 +1,17 @@
 """Tokenise documents into context windows and mark which tokens are harvested.
 
-Plain text: each document is cut into windows of `context` tokens, each window with the
-tokenizer's own special tokens (BOS, or CLS/SEP) around its content. Chat: each document is one
-user turn, truncated to `context`. Special tokens, padding and chat-template tokens are never
-harvested; every other token is, with its document id and position in the window.
+A document is a text or a conversation (a list of chat messages, e.g. a rollout).
+- Plain text: each document is cut into windows of `context` tokens, each window with the
+  tokenizer's own special tokens (BOS, or CLS/SEP) around its content.
+- Text with `chat`: each document is one user turn in the model's chat template, truncated to
+  `context` by dropping the middle of the user text.
+- A conversation: the whole chat in the template, its end cut at `context`; the user and
+  assistant text is harvested.
+
+Special tokens, padding, chat-template tokens and system messages are never harvested. Nor is
+the first token of a window: without a BOS (SmolLM2, GPT-2) it is the attention sink, whose
+residual norm is over 100x the median in SmolLM2's middle layers, and it would dominate any SAE
+trained on it. Every other token is harvested, with its document id and position in the window.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from torch import Tensor
 
 from saeprobe.errors import DataError
 from saeprobe.lm.chat import tokenize_user_turn
+from saeprobe.lm.conversation import tokenize_conversation
+
+Document = str | list[dict]  # a text, or a conversation of {"role", "content"} messages
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ def plain_windows(tokenizer, doc_id: int, text: str, context: int) -> Iterator[W
     for n, start in enumerate(range(0, len(ids), width)):
         chunk = ids[start : start + width]
         keep = [False] * len(prefix) + [t not in special for t in chunk] + [False] * len(suffix)
+        keep[0] = False  # the attention sink when there is no BOS (see module docstring)
         yield Window(prefix + chunk + suffix, keep, doc_id, n)
 
 
@@ -63,20 +75,31 @@ def chat_window(tokenizer, doc_id: int, text: str, context: int) -> Window:
     return Window(turn.input_ids, turn.user_mask, doc_id)
 
 
+def conversation_window(tokenizer, doc_id: int, messages: list[dict], context: int) -> Window:
+    conv = tokenize_conversation(tokenizer, messages, max_length=context)
+    return Window(conv.input_ids, conv.mask, doc_id)
+
+
+def document_windows(tokenizer, doc_id: int, doc: Document, context: int, chat: bool):
+    if isinstance(doc, list):
+        if len(doc) == 1 and doc[0]["role"] == "user":  # a lone request is a user turn
+            return [chat_window(tokenizer, doc_id, doc[0]["content"], context)]
+        return [conversation_window(tokenizer, doc_id, doc, context)]
+    if chat:
+        return [chat_window(tokenizer, doc_id, doc, context)]
+    return plain_windows(tokenizer, doc_id, doc, context)
+
+
 def iter_windows(
-    docs: Iterable[tuple[int, str]], tokenizer, context: int, chat: bool = False
+    docs: Iterable[tuple[int, Document]], tokenizer, context: int, chat: bool = False
 ) -> Iterator[Window]:
+    """Windows of every document; `chat` formats text documents as user turns."""
     if context < 2:
         raise DataError(f"--context must be at least 2 tokens (got {context})")
-    for doc_id, text in docs:
-        if chat:
-            window = chat_window(tokenizer, doc_id, text, context)
+    for doc_id, doc in docs:
+        for window in document_windows(tokenizer, doc_id, doc, context, chat):
             if any(window.keep):
                 yield window
-        else:
-            for window in plain_windows(tokenizer, doc_id, text, context):
-                if any(window.keep):
-                    yield window
 
 
 def pad_id(tokenizer) -> int:

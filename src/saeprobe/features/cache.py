@@ -1,8 +1,9 @@
 """Cache extracted features on disk, keyed by everything they depend on.
 
-The key hashes the model's weights, the layer, the context length, the poolings, every prompt's
-text, and each SAE's weight file, so any change recomputes and nothing stale is ever reused.
-Files are safetensors, written atomically.
+The key hashes the model's weights, the layer, the context length, the poolings (by name, which
+is distinct per method, anchor and offset), every prompt's text, each SAE's weight file, and
+`FEATURE_FORMAT`, so any change recomputes and nothing stale is ever reused. Files are
+safetensors, written atomically.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from saeprobe.io_utils import atomic_write
 from saeprobe.lm.models import LoadedModel
 from saeprobe.sae.io import WEIGHTS_FILE
 
+# Bumped whenever the same inputs would give different features. 2: the user's text is located
+# after the template's prefix (short prompts such as "user" used to match inside it), and fixed
+# positions are no longer clipped to the batch width (they could read padding).
+FEATURE_FORMAT = 2
+
 
 def feature_key(
     lm: LoadedModel,
@@ -37,6 +43,7 @@ def feature_key(
     for text in texts:
         text_hash.update(hashlib.sha256(text.encode()).digest())
     parts = {
+        "format": FEATURE_FORMAT,
         "model": weights_sha256(lm.model),
         "layer": layer,
         "context": context,

@@ -1,5 +1,8 @@
 """Run the model once over chat-formatted prompts and pool, for every pooling and every SAE:
-the residual at the layer, the SAE latents and the SAE reconstruction."""
+the residual at the layer, the SAE latents and the SAE reconstruction.
+
+Every prompt is tokenised, and every fixed position checked against it, before the first forward
+pass: a position outside some prompt is an error in seconds, not after the compute."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from tqdm.auto import tqdm
 from saeprobe.activations.windows import Window, collate, pad_id
 from saeprobe.errors import DataError
 from saeprobe.features.pooling import Pooling
-from saeprobe.lm.chat import tokenize_user_turn
+from saeprobe.lm.chat import UserTurn, tokenize_user_turn
 from saeprobe.lm.hooks import capture_layers
 from saeprobe.lm.models import LoadedModel
 from saeprobe.sae.base import SAE
@@ -40,6 +43,55 @@ def check_saes(saes: dict[str, SAE], lm: LoadedModel) -> None:
             )
 
 
+def tokenize_turns(tokenizer, texts: Sequence[str], context: int) -> list[UserTurn]:
+    turns = []
+    for i, text in enumerate(texts):
+        try:
+            turns.append(tokenize_user_turn(tokenizer, text, context))
+        except DataError as err:
+            raise DataError(f"prompt {i}: {err}") from None
+    return turns
+
+
+def check_turns(turns: Sequence[UserTurn], poolings: Sequence[Pooling]) -> None:
+    """Every prompt has user tokens and every fixed position lies inside every prompt.
+
+    Tokenising is cheap next to the forward passes, so this runs first: a bad offset or prompt
+    fails at once, never after minutes of compute.
+    """
+    positions = [p for p in poolings if p.method == "position"]
+    for i, turn in enumerate(turns):
+        if turn.last_user_token < 0:
+            raise DataError(f"prompt {i} has no user tokens after tokenisation; remove it")
+        for pool in positions:
+            pool.row(turn.last_user_token, turn.end_of_turn, turn.length, prompt=i)
+
+
+def _forward_batches(lm: LoadedModel, turns: Sequence[UserTurn], layers, batch_size, progress):
+    """Per batch: its turns, the layout `Pooling.token_rows` takes, and the float32 residual at
+    each of `layers`, from one forward pass cut after the deepest."""
+    device = next(lm.model.parameters()).device
+    pad = pad_id(lm.tokenizer)
+    for start in tqdm(range(0, len(turns), batch_size), disable=not progress, desc="features"):
+        batch = turns[start : start + batch_size]
+        enc = collate([Window(t.input_ids, t.user_mask, i) for i, t in enumerate(batch)], pad)
+        captured = capture_layers(
+            lm.model,
+            lm.blocks,
+            list(layers),
+            input_ids=enc["input_ids"].to(device),
+            attention_mask=enc["attention_mask"].to(device),
+        )
+        end_of_turn = torch.tensor([t.end_of_turn for t in batch])
+        lengths = torch.tensor([t.length for t in batch])
+        layout = (enc["keep"], end_of_turn, lengths)
+        yield batch, layout, {layer: h.float() for layer, h in captured.items()}
+
+
+def _stack(rows: list[dict[str, np.ndarray]], pool: str) -> np.ndarray:
+    return np.stack([row[pool] for row in rows])
+
+
 @torch.no_grad()
 def extract_features(
     lm: LoadedModel,
@@ -56,42 +108,50 @@ def extract_features(
     device = next(lm.model.parameters()).device
     saes = {name: sae.to(device).eval() for name, sae in saes.items()}
     out = {"dense": [], **{f"z:{s}": [] for s in saes}, **{f"r:{s}": [] for s in saes}}
-    n_user = []
-    pad = pad_id(lm.tokenizer)
-    for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="features"):
-        turns = [
-            tokenize_user_turn(lm.tokenizer, t, context) for t in texts[start : start + batch_size]
-        ]
-        enc = collate([Window(t.input_ids, t.user_mask, i) for i, t in enumerate(turns)], pad)
-        ids, attention, user = enc["input_ids"], enc["attention_mask"], enc["keep"]
-        if not user.any(dim=1).all():
-            raise DataError("a prompt has no user tokens after tokenisation; remove empty prompts")
-        hidden = capture_layers(
-            lm.model,
-            lm.blocks,
-            [layer],
-            input_ids=ids.to(device),
-            attention_mask=attention.to(device),
-        )[layer].float()
-        n_user.extend(user.sum(1).tolist())
-        _pool_batch(hidden, user, saes, poolings, out)
-    feats = Features(n_user_tokens=np.asarray(n_user))
+    turns = tokenize_turns(lm.tokenizer, texts, context)
+    check_turns(turns, poolings)
+    for _, layout, hidden in _forward_batches(lm, turns, [layer], batch_size, progress):
+        _pool_batch(hidden[layer], layout, saes, poolings, out)
+    feats = Features(n_user_tokens=np.asarray([sum(t.user_mask) for t in turns]))
     for p in poolings:
-        feats.dense[p.name] = np.stack([row[p.name] for row in out["dense"]])
+        feats.dense[p.name] = _stack(out["dense"], p.name)
         for s in saes:
-            feats.latents.setdefault(s, {})[p.name] = np.stack([r[p.name] for r in out[f"z:{s}"]])
-            feats.reconstruction.setdefault(s, {})[p.name] = np.stack(
-                [r[p.name] for r in out[f"r:{s}"]]
-            )
+            feats.latents.setdefault(s, {})[p.name] = _stack(out[f"z:{s}"], p.name)
+            feats.reconstruction.setdefault(s, {})[p.name] = _stack(out[f"r:{s}"], p.name)
     return feats
 
 
-def _pool_batch(hidden, user, saes, poolings, out) -> None:
+@torch.no_grad()
+def extract_residuals(
+    lm: LoadedModel,
+    layers: Sequence[int],
+    texts: Sequence[str],
+    poolings: Sequence[Pooling],
+    context: int = 512,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[int, dict[str, np.ndarray]]:
+    """Pooled residuals at several layers from one forward pass per batch: layer -> pool ->
+    [n, d_model] (for choosing a probing layer)."""
+    lm.check_layers(list(layers))
+    turns = tokenize_turns(lm.tokenizer, texts, context)
+    check_turns(turns, poolings)
+    out: dict[int, dict[str, list]] = {layer: {"dense": []} for layer in layers}
+    for _, layout, hidden in _forward_batches(lm, turns, layers, batch_size, progress):
+        for layer in layers:
+            _pool_batch(hidden[layer], layout, {}, poolings, out[layer])
+    return {
+        layer: {p.name: _stack(out[layer]["dense"], p.name) for p in poolings} for layer in layers
+    }
+
+
+def _pool_batch(hidden, layout, saes, poolings, out) -> None:
     """Append, per prompt, {pool name: vector} for the residual and each SAE's latents/recon.
 
+    `layout` is (user mask, closing-token index, length) per prompt, what `token_rows` takes.
     Only token rows some pooling reads are kept, and each SAE runs once on all of them.
     """
-    rows_by_pool = {p.name: p.token_rows(user) for p in poolings}
+    rows_by_pool = {p.name: p.token_rows(*layout) for p in poolings}
     needed, local, offsets = [], [], [0]
     for i in range(hidden.shape[0]):
         rows = torch.unique(torch.cat([r[i] for r in rows_by_pool.values()]))

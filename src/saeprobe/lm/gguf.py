@@ -106,7 +106,9 @@ def _convert(gguf: Path, out: Path, digest: str, progress: bool) -> None:
 
     for package in ("gguf", "accelerate"):
         if importlib.util.find_spec(package) is None:
-            raise SaeprobeError(f"reading a GGUF model needs {package}; pip install gguf accelerate")
+            raise SaeprobeError(
+                f"reading a GGUF model needs {package}; pip install gguf accelerate"
+            )
     if not progress:
         hf_logging.disable_progress_bar()
     try:

@@ -19,8 +19,10 @@ pools all-MiniLM-L6-v2: the attention-masked mean of `last_hidden_state`.
 The reconstruction replaces only the positions of a splice mask (attended tokens, minus any a
 `splice_mask_fn` excludes such as BOS or other special tokens, which an SAE is usually not trained
 on, and minus positions a batch's own boolean "splice_mask" leaves out); elsewhere the clean
-hidden state is kept. Zero ablation zeroes exactly the same positions, so
-ce_loss_recovered compares like with like.
+hidden state is kept. With `outlier_factor` (the harvest's `--outlier-factor`) positions whose
+residual norm at the layer exceeds that multiple of the batch's median over the splice mask are
+kept clean too, since the harvest never stored them and the SAE never saw their like. Zero
+ablation zeroes exactly the same positions, so ce_loss_recovered compares like with like.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ SpliceMaskFn = Callable[[Tensor, Tensor], Tensor]
 # Below this many nats the zero-ablation baseline is indistinguishable from the clean model and
 # the recovered fraction would be noise divided by noise.
 RECOVERED_DENOMINATOR_EPS = 1e-6
+KL_CHUNK_ROWS = 256
 LM_FIELDS = (
     "ce_clean",
     "ce_spliced",
@@ -128,9 +131,15 @@ def token_cross_entropy(logits: Tensor, input_ids: Tensor, attention_mask: Tenso
 def token_kl(clean_logits: Tensor, spliced_logits: Tensor, attention_mask: Tensor) -> Tensor:
     """Per-token KL(clean || spliced) [N] of the next-token distributions."""
     valid = next_token_mask(attention_mask)
-    log_p = F.log_softmax(_valid_logits(clean_logits, valid), dim=-1)
-    log_q = F.log_softmax(_valid_logits(spliced_logits, valid), dim=-1)
-    return F.kl_div(log_q, log_p, log_target=True, reduction="none").sum(-1)
+    clean, spliced = _valid_logits(clean_logits, valid), _valid_logits(spliced_logits, valid)
+    # float64, a chunk of rows at a time: a good SAE's KL is small enough that float32 rounding
+    # over a 50k vocabulary shifts it by ~1e-3 relative, and [N, V] float64 at once is large.
+    out = []
+    for start in range(0, clean.shape[0], KL_CHUNK_ROWS):
+        log_p = F.log_softmax(clean[start : start + KL_CHUNK_ROWS].double(), dim=-1)
+        log_q = F.log_softmax(spliced[start : start + KL_CHUNK_ROWS].double(), dim=-1)
+        out.append(F.kl_div(log_q, log_p, log_target=True, reduction="none").sum(-1))
+    return torch.cat(out) if out else clean.new_zeros(0, dtype=torch.float64)
 
 
 def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
@@ -189,6 +198,7 @@ class LMEffectAccumulator:
     n_tokens: int = 0
     n_texts: int = 0
     n_spliced_positions: int = 0
+    n_outlier_positions: int = 0
     ce_clean_sum: float = 0.0
     ce_spliced_sum: float = 0.0
     ce_zero_sum: float = 0.0
@@ -229,6 +239,7 @@ class LMEffectAccumulator:
             "n_tokens": self.n_tokens,
             "n_texts": self.n_texts,
             "n_spliced_positions": self.n_spliced_positions,
+            "n_outlier_positions": self.n_outlier_positions,
         }
         if not self.is_causal_lm:
             return {**self._encoder_fields(), **counts}
@@ -317,6 +328,30 @@ def splice_positions(
     return mask & chosen.bool()
 
 
+def outlier_positions(hidden: Tensor, where: Tensor, factor: float) -> Tensor:
+    """bool [B, T]: positions of `where` whose norm exceeds `factor` x their median norm (the
+    harvest's rule, applied to one batch at one layer)."""
+    norms = hidden.float().norm(dim=-1)
+    if not where.any():
+        return torch.zeros_like(where)
+    return where & (norms > factor * norms[where].median())
+
+
+def _clean_forward(
+    lm: LoadedModel, layer: int, input_ids: Tensor, attention_mask: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The clean output and the clean residual at `layer`, from one forward pass."""
+    seen: list[Tensor] = []
+
+    def record(hidden: Tensor) -> Tensor:
+        seen.append(hidden)
+        return hidden
+
+    with splice(lm.blocks, layer, record):
+        out = _forward(lm, input_ids, attention_mask)
+    return out, seen[0]
+
+
 def _forward(lm: LoadedModel, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
     """Logits (causal LM) or last_hidden_state (encoder).
 
@@ -334,6 +369,7 @@ def lm_effect(
     fn: Reconstruction,
     batches: Iterable[Mapping[str, Tensor]],
     splice_mask_fn: SpliceMaskFn | None = None,
+    outlier_factor: float | None = None,
 ) -> dict:
     """JSON-serialisable effect of splicing `fn` at `layer` over all `batches` (see module doc)."""
     lm.check_layers([layer])
@@ -347,8 +383,12 @@ def lm_effect(
             where = splice_positions(input_ids, attention_mask, splice_mask_fn)
             if "splice_mask" in batch:  # e.g. the harvest's own kept-token mask
                 where &= torch.as_tensor(batch["splice_mask"]).to(where.device).bool()
+            clean, hidden = _clean_forward(lm, layer, input_ids, attention_mask)
+            if outlier_factor is not None:
+                outliers = outlier_positions(hidden, where, outlier_factor)
+                acc.n_outlier_positions += int(outliers.sum())
+                where &= ~outliers
             acc.n_spliced_positions += int(where.sum())
-            clean = _forward(lm, input_ids, attention_mask)
             with splice(lm.blocks, layer, masked_replacement(fn, where, layer)):
                 spliced = _forward(lm, input_ids, attention_mask)
             if not lm.is_causal_lm:

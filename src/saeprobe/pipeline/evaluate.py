@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from saeprobe.activations.harvest import MixSource, iter_documents
 from saeprobe.activations.store import ActivationStore
 from saeprobe.activations.windows import collate, iter_windows, pad_id
+from saeprobe.data.documents import MixSource, iter_documents
 from saeprobe.errors import DataError
 from saeprobe.io_utils import atomic_write, atomic_write_json
 from saeprobe.lm.models import LoadedModel, load_model
@@ -108,7 +108,7 @@ def lm_batches(
     if data:
         texts, skip = (lambda: iter_documents(data, field)), -1
     else:
-        mix = [MixSource(**x) for x in m.mix]
+        mix = [MixSource(**{k: v for k, v in x.items() if k != "format"}) for x in m.mix]
         texts, skip = (lambda: iter_documents(m.data, m.field, mix)), _last_doc_id(store)
 
     def first_windows(docs):
@@ -134,10 +134,16 @@ def lm_batches(
 
 
 def model_effect(
-    sae: SAE, layer: int, lm: LoadedModel, batches: list[dict[str, torch.Tensor]], held_out: bool
+    sae: SAE,
+    layer: int,
+    lm: LoadedModel,
+    batches: list[dict[str, torch.Tensor]],
+    held_out: bool,
+    outlier_factor: float | None = None,
 ) -> dict[str, Any]:
     """`lm_effect` of splicing `sae` at `layer`, with its counts renamed lm_* (they count the
-    spliced texts, not store tokens)."""
+    spliced texts, not store tokens). Pass the store's `outlier_factor`: tokens the harvest
+    dropped as outliers are not spliced either."""
     if lm.d_model != sae.cfg.d_in:
         raise DataError(
             f"the SAE has d_in={sae.cfg.d_in} but {lm.name} has d_model={lm.d_model}; "
@@ -148,8 +154,8 @@ def model_effect(
     def reconstruct(h: torch.Tensor) -> torch.Tensor:
         return sae(h.float()).to(h.dtype)
 
-    effect = lm_effect(lm, layer, reconstruct, batches)
-    counts = ("n_tokens", "n_texts", "n_spliced_positions")
+    effect = lm_effect(lm, layer, reconstruct, batches, outlier_factor=outlier_factor)
+    counts = ("n_tokens", "n_texts", "n_spliced_positions", "n_outlier_positions")
     return {
         **{k: v for k, v in effect.items() if k not in counts},
         **{f"lm_{k}": effect[k] for k in counts},
@@ -195,7 +201,8 @@ def evaluate_sae(cfg: EvaluateConfig, json_path: str | Path | None = None) -> di
         batches, held_out = lm_batches(
             lm, store, cfg.data, cfg.field, cfg.lm_windows, cfg.lm_batch_size
         )
-        report |= model_effect(sae, layer, lm, batches, held_out)
+        outliers = store.manifest.outlier_factor
+        report |= model_effect(sae, layer, lm, batches, held_out, outliers)
     else:
         report |= {"lm_loss_reason": "not computed (--no-lm)"}
     report["seconds"] = round(time.perf_counter() - t0, 2)

@@ -12,9 +12,10 @@ from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import ConfigError
 from saeprobe.io_utils import atomic_write_json
 from saeprobe.pipeline.evaluate import reconstruction_metrics
-from saeprobe.sae.config import build_config
+from saeprobe.sae.config import SAEConfig, build_config
 from saeprobe.sae.registry import get_architecture, make_config
 from saeprobe.train.config import RunSpec, TrainConfig
+from saeprobe.train.finetune import with_inherited
 from saeprobe.train.trainer import Trainer, resolve_device
 
 
@@ -24,8 +25,10 @@ class StoreTrainConfig(BaseModel):
     acts: Path
     out: Path
     layer: int | None = Field(None, description="which stored layer; needed if several")
-    architecture: str = "topk"
-    d_sae: int | None = Field(None, gt=0, description="latents; default 8 x d_model")
+    architecture: str = Field("topk", description="default: the finetuned SAE's, else topk")
+    d_sae: int | None = Field(
+        None, gt=0, description="latents; default the finetuned SAE's, else 8 x d_model"
+    )
     batch_size: int = Field(4096, gt=0)
     epochs: float | None = Field(
         None, gt=0, description="passes over the store; default 1 unless train.steps is set"
@@ -72,16 +75,9 @@ def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, A
     train_cfg = _train_config(cfg, source.per_epoch)
     if resume and not cfg.checkpoint_dir.exists():
         raise ConfigError(f"--resume: no checkpoint at {cfg.checkpoint_dir}; drop --resume")
-    sae_cfg = make_config(
-        {
-            "architecture": cfg.architecture,
-            "d_in": store.d_model,
-            "d_sae": cfg.d_sae or 8 * store.d_model,
-            **cfg.sae,
-        }
-    )
+    sae_cfg = _sae_config(cfg, store.d_model)
     spec = RunSpec(
-        name=cfg.architecture,
+        name=sae_cfg.architecture,
         sae=sae_cfg,
         init_from=cfg.init_from,
         reinit_fraction=cfg.reinit_fraction,
@@ -103,7 +99,7 @@ def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, A
         sae, store, source.layer, cfg.eval_batches * cfg.batch_size, train_cfg.device
     )
     report = {
-        "architecture": cfg.architecture,
+        "architecture": sae_cfg.architecture,
         "sae_dir": str(cfg.out),
         "layer": source.layer,
         "steps": train_cfg.steps,
@@ -118,6 +114,16 @@ def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, A
     }
     atomic_write_json(cfg.out / "train_report.json", report)
     return report
+
+
+def _sae_config(cfg: StoreTrainConfig, d_model: int) -> SAEConfig:
+    """The SAE settings given (the `sae:` section wins), then those inherited from the SAE being
+    finetuned, then the defaults."""
+    top = {"architecture": cfg.architecture, "d_sae": cfg.d_sae}
+    given = {k: v for k, v in top.items() if k in cfg.model_fields_set and v is not None}
+    settings = with_inherited(given | cfg.sae, cfg.init_from)
+    defaults = {"architecture": cfg.architecture, "d_sae": 8 * d_model}
+    return make_config(defaults | {"d_in": d_model} | settings)
 
 
 def _summary(sae, store, layer: int, tokens: int, device: str) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class CVResult:
         return len(self.cs) > 1 and self.c in (self.cs[0], self.cs[-1])
 
 
-def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     mean = train.mean(axis=0)
     scale = train.std(axis=0)
     scale[scale == 0] = 1.0
@@ -138,7 +138,7 @@ def select_c(
     for tr, te in group_folds(y, groups, n_splits, seed):
         if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
             continue
-        x_tr, x_te = _standardise(x[tr], x[te])
+        x_tr, x_te = standardise(x[tr], x[te])
         model = new_logistic(cs_sorted[0])
         for j, c in enumerate(cs_sorted):
             model.set_params(C=c)

@@ -91,3 +91,14 @@ class BatchTopKSAE(TopKSAE):
                 getattr(out, name).copy_(getattr(self, name))
             out.threshold.fill_(float(self.threshold))
         return out
+
+    @torch.no_grad()
+    def load_exported(self, exported: JumpReLUSAE) -> None:
+        """Inverse of `export_for_inference`: take the weights and the one threshold of a JumpReLU
+        whose thresholds are all equal (a JumpReLU with per-latent thresholds is no BatchTopK)."""
+        threshold = exported.threshold
+        if not bool((threshold == threshold[0]).all()):
+            raise ValueError("a JumpReLU with per-latent thresholds cannot become a BatchTopK")
+        for name in ("W_enc", "W_dec", "b_dec", "b_enc"):
+            getattr(self, name).copy_(getattr(exported, name))
+        self.threshold.fill_(float(threshold[0]))

@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from saeprobe import __version__
@@ -30,6 +31,8 @@ from saeprobe.sae.registry import get_architecture, make_config
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 GEMMA_SCOPE_FILES = ("params.safetensors", "params.npz")
+# Key under cfg.json's "saeprobe" holding the config an SAE saved as another architecture had.
+TRAINED_AS = "trained_as"
 # SAELens architecture names -> ours.
 _FROM_SAELENS = {"standard": "relu", "gated": "gated", "jumprelu": "jumprelu", "topk": "topk"}
 
@@ -41,6 +44,7 @@ def save_sae(sae: SAE, path: str | os.PathLike, metadata: dict[str, Any] | None 
     previous complete SAE or the new complete SAE, never a mixture.
     """
     path = Path(path)
+    trained = sae
     sae = sae.export_for_inference()
     cfg = sae.cfg
     tensors = {
@@ -58,6 +62,10 @@ def save_sae(sae: SAE, path: str | os.PathLike, metadata: dict[str, Any] | None 
         "metadata": dict(metadata or {}),
         "saeprobe": {"version": __version__, "config": cfg.model_dump()},
     }
+    if trained is not sae:
+        # Saved as another architecture (BatchTopK as JumpReLU): keep what it was trained as, so
+        # a finetune can resume it as such. Loading for inference ignores this key.
+        cfg_json["saeprobe"][TRAINED_AS] = trained.cfg.model_dump()
     if hasattr(cfg, "k") and sae.saelens_architecture == "topk":
         cfg_json["k"] = cfg.k
 
@@ -90,20 +98,40 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
 
 def load_sae(path: str | os.PathLike, device: str | torch.device = "cpu") -> SAE:
     """Load an SAE from a SAELens-layout directory or a Gemma Scope params file/directory."""
-    path = Path(path)
+    kind, where = _locate(Path(path))
+    sae = _load_saelens_dir(where) if kind == "saelens" else _load_gemma_scope(where)
+    return sae.to(device)
+
+
+def trained_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The config the SAE at `path` was trained with: what it loads as, except that a BatchTopK
+    saved as a JumpReLU reports its BatchTopK config.
+
+    Reads no weights (they can be gigabytes): cfg.json, or a Gemma Scope file's W_enc header.
+    """
+    kind, where = _locate(Path(path))
+    if kind == "gemma_scope":
+        return _gemma_scope_config(*_gemma_scope_shape(where))
+    cfg = read_cfg(where)
+    recorded = cfg.get("saeprobe", {}).get(TRAINED_AS)
+    return recorded if isinstance(recorded, dict) else _config_from_saelens(cfg, where)
+
+
+def _locate(path: Path) -> tuple[str, Path]:
+    """("saelens", directory) or ("gemma_scope", params file) for a path given by the user."""
     if not path.exists():
         raise FormatError(f"SAE path {path} does not exist; pass the directory written by --out")
     if path.is_file():
         if path.name.startswith("params."):
-            return _load_gemma_scope(path).to(device)
+            return "gemma_scope", path
         raise FormatError(
             f"{path} is a file; pass the SAE directory (with {CFG_FILE}) or a Gemma Scope params file"
         )
     if (path / CFG_FILE).exists():
-        return _load_saelens_dir(path).to(device)
+        return "saelens", path
     for name in GEMMA_SCOPE_FILES:
         if (path / name).exists():
-            return _load_gemma_scope(path / name).to(device)
+            return "gemma_scope", path / name
     raise FormatError(
         f"{path} has no {CFG_FILE} and no Gemma Scope params file; pass a directory saved by "
         "saeprobe/SAELens or one holding params.npz / params.safetensors"
@@ -177,12 +205,36 @@ def _load_gemma_scope(file: Path) -> SAE:
     missing = {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} - set(tensors)
     if missing:
         raise FormatError(f"{file} lacks {sorted(missing)}; it is not a Gemma Scope JumpReLU SAE")
-    d_in, d_sae = tensors["W_enc"].shape
-    # Gemma Scope applies no pre-encoder bias: z = x W_enc + b_enc.
-    config = make_config(
-        {"architecture": "jumprelu", "d_in": d_in, "d_sae": d_sae, "apply_b_dec_to_input": False}
-    )
+    config = make_config(_gemma_scope_config(*tensors["W_enc"].shape))
     return _build(config, tensors, file)
+
+
+def _gemma_scope_config(d_in: int, d_sae: int) -> dict[str, Any]:
+    # Gemma Scope applies no pre-encoder bias: z = x W_enc + b_enc.
+    return {"architecture": "jumprelu", "d_in": d_in, "d_sae": d_sae, "apply_b_dec_to_input": False}
+
+
+def _gemma_scope_shape(file: Path) -> tuple[int, int]:
+    """W_enc's shape (d_in, d_sae), read from the file's header only."""
+    try:
+        if file.suffix == ".npz":
+            with zipfile.ZipFile(file) as archive, archive.open("W_enc.npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                # Float arrays never need format 3.0 (utf-8 field names of structured dtypes).
+                read_header = {
+                    (1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0,
+                }[version]
+                shape = read_header(fh)[0]
+        else:
+            with safe_open(str(file), "pt") as fh:
+                shape = fh.get_slice("W_enc").get_shape()
+        d_in, d_sae = shape
+    except Exception as err:  # zipfile, numpy and safetensors raise many types for a bad file
+        raise FormatError(
+            f"{file} is corrupt or not a Gemma Scope params file (no 2-D W_enc: {err!r})"
+        ) from None
+    return int(d_in), int(d_sae)
 
 
 def _build(config, tensors: dict[str, torch.Tensor], where: Path) -> SAE:

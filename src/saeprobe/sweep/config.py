@@ -2,7 +2,7 @@
 
 ```yaml
 stores:
-  pretrain: {model: minilm, layer: 3, data: corpus.jsonl, max_tokens: 650000}
+  pretrain: {model: smollm2, layer: 15, data: corpus.jsonl, max_tokens: 650000}
 d_sae: 1536
 batch_size: 2048
 eval_tokens: 32768            # each store's last N tokens are held out for evaluation
@@ -34,8 +34,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from saeprobe.activations.harvest import MixSource
+from saeprobe.activations.harvest import DEFAULT_OUTLIER_FACTOR
+from saeprobe.data.documents import MixSource
 from saeprobe.errors import ConfigError
+from saeprobe.lm.models import DEFAULT_MODEL
 from saeprobe.sae.registry import make_config
 
 RUN_KEYS = ("name", "init_from", "reinit_fraction", "lr", "d_sae")
@@ -54,7 +56,7 @@ class StoreSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "minilm"
+    model: str = DEFAULT_MODEL
     layer: int = Field(ge=0)
     data: str = "python-docs"
     field: str | None = None
@@ -63,6 +65,10 @@ class StoreSpec(BaseModel):
     max_tokens: int = Field(gt=0)
     context: int = Field(128, ge=2)
     dtype: str = "float32"
+    autocast: bool = Field(False, description="harvest under bf16 autocast")
+    outlier_factor: float | None = Field(
+        DEFAULT_OUTLIER_FACTOR, gt=1, description="see saeprobe harvest; null keeps every token"
+    )
     path: Path | None = Field(None, description="where the store lives; default the cache")
 
 
@@ -71,6 +77,11 @@ class Phase(BaseModel):
 
     name: str = Field(min_length=1)
     store: str
+    eval_store: str | None = Field(
+        None,
+        description="store whose held-out tail (and held-out documents) evaluates this phase's "
+        "SAEs, e.g. chat rollouts for every chat-SAE variant; default the phase's own store",
+    )
     steps: int | None = Field(None, gt=0, description="default: one pass over the store")
     snapshot_steps: list[int] = Field(default_factory=list)
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
@@ -92,11 +103,12 @@ class SweepConfig(BaseModel):
     @model_validator(mode="after")
     def _references(self) -> SweepConfig:
         for phase in self.phases:
-            if phase.store not in self.stores:
-                raise ValueError(
-                    f"phase {phase.name!r} uses store {phase.store!r}; define it under stores "
-                    f"(have: {', '.join(self.stores)})"
-                )
+            for used in filter(None, (phase.store, phase.eval_store)):
+                if used not in self.stores:
+                    raise ValueError(
+                        f"phase {phase.name!r} uses store {used!r}; define it under stores "
+                        f"(have: {', '.join(self.stores)})"
+                    )
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError("phase names must be distinct")

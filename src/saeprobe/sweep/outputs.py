@@ -48,9 +48,49 @@ COLUMNS = (
 )
 
 
+# Panels of the Pareto figure; the LM metrics appear when the model is a causal LM.
+PARETO_METRICS = ("fvu", "delta_lm_loss", "kl_divergence")
+
+
 def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     extra = sorted({k for row in rows for k in row} - set(COLUMNS))
     return [*COLUMNS, *extra]
+
+
+# The columns of sweep.md, the table to read (sweep.csv has them all).
+SUMMARY_COLUMNS = (
+    ("name", "run"),
+    ("eval_store", "eval on"),
+    ("steps", "steps"),
+    ("l0", "L0"),
+    ("fvu", "FVU"),
+    ("delta_lm_loss", "ΔLM"),
+    ("kl_divergence", "KL"),
+    ("ce_loss_recovered", "CE rec."),
+    ("embedding_cosine", "emb. cos"),
+    ("dead_fraction", "dead"),
+    ("n_high_frequency", "HF"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
+    return str(value)
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A markdown table of the main metrics; columns no row has (e.g. ΔLM for an encoder) are
+    left out."""
+    columns = [(k, h) for k, h in SUMMARY_COLUMNS if any(r.get(k) is not None for r in rows)]
+    lines = [
+        "| " + " | ".join(h for _, h in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    lines += ["| " + " | ".join(_cell(r.get(k)) for k, _ in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -70,6 +110,7 @@ def write_outputs(
     timings: Mapping[str, float],
 ) -> dict[str, Path]:
     atomic_write_text(out / "sweep.csv", to_csv(rows))
+    atomic_write_text(out / "sweep.md", to_markdown(rows))
     atomic_write_json(
         out / "sweep.json",
         {
@@ -83,7 +124,7 @@ def write_outputs(
         phase_rows = [r for r in rows if r["phase"] == phase.name]
         title = f"phase {phase.name}: {len(phase_rows)} SAEs"
         figures[f"pareto-{phase.name}"] = plot_pareto(
-            phase_rows, out / f"pareto-{phase.name}.png", y="fvu", title=title
+            phase_rows, out / f"pareto-{phase.name}.png", y=PARETO_METRICS, title=title
         )
         panels: dict[str, list[tuple[str, np.ndarray]]] = {}
         for row in sorted(phase_rows, key=lambda r: r["l0"]):

@@ -27,6 +27,8 @@ _X_LABEL_L0 = "L0 (mean active latents per token, log scale)"
 _Y_LABELS = {
     "fvu": "FVU (fraction of variance unexplained)",
     "nmse": "normalised MSE",
+    "delta_lm_loss": "ΔLM loss with the SAE spliced in (nats/token)",
+    "kl_divergence": "KL(clean ‖ spliced) (nats/token)",
 }
 _MAX_COLUMNS = 3
 
@@ -142,38 +144,44 @@ def _draw_series(ax: Axes, label: str, xs: list[float], ys: list[float], color: 
 def plot_pareto(
     rows: Sequence[Mapping[str, Any]],
     path: str | os.PathLike[str],
-    y: str = "fvu",
+    y: str | Sequence[str] = "fvu",
     series: str = "series",
     title: str | None = None,
 ) -> Path:
-    """Scatter `y` against L0 (log x) per series and draw each series' Pareto frontier.
+    """Scatter each metric of `y` against L0 (log x) per series, one panel per metric, and draw
+    each series' Pareto frontier.
 
-    Each row needs a series label under `series`, "l0", and the metric `y`. Rows with a missing
-    or non-finite value are skipped. The format follows the suffix of `path` (.png or .svg).
+    Each row needs a series label under `series`, "l0", and the metrics. Rows with a missing or
+    non-finite value are skipped, and so is a metric no row has (an encoder sweep has no ΔLM
+    loss), unless no metric is left. The format follows the suffix of `path` (.png or .svg).
     """
     path = Path(path)
     fmt = output_format(path)
-    groups = _group_rows(rows, y, series)
-    if not groups:
+    metrics = [y] if isinstance(y, str) else list(y)
+    panels = {m: _group_rows(rows, m, series) for m in metrics}
+    panels = {m: groups for m, groups in panels.items() if groups}
+    if not panels:
         raise DataError(
-            f"no sweep row has finite positive 'l0' and finite {y!r}; "
+            f"no sweep row has finite positive 'l0' and finite {' or '.join(map(repr, metrics))}; "
             "evaluate the runs (or pass y=<metric key present in the rows>) before plotting"
         )
+    labels = list(dict.fromkeys(label for groups in panels.values() for label in groups))
+    colors = dict(zip(labels, _series_colors(len(labels)), strict=True))
 
-    fig = new_figure((7.0, 5.0))
-    ax = fig.add_subplot()
-    for (label, (xs, ys)), color in zip(groups.items(), _series_colors(len(groups)), strict=True):
-        _draw_series(ax, label, xs, ys, color)
-
-    ax.set_xscale("log")
-    ax.set_xlabel(_X_LABEL_L0, fontsize=11)
-    ax.set_ylabel(_Y_LABELS.get(y, y), fontsize=11)
-    ax.tick_params(labelsize=10)
-    ax.grid(True, which="major", alpha=0.4)
-    ax.grid(True, which="minor", alpha=0.15)
-    ax.legend(fontsize=9)
+    fig = new_figure((7.0 * len(panels), 5.0))
+    for i, (metric, groups) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for label, (xs, ys) in groups.items():
+            _draw_series(ax, label, xs, ys, colors[label])
+        ax.set_xscale("log")
+        ax.set_xlabel(_X_LABEL_L0, fontsize=11)
+        ax.set_ylabel(_Y_LABELS.get(metric, metric), fontsize=11)
+        ax.tick_params(labelsize=10)
+        ax.grid(True, which="major", alpha=0.4)
+        ax.grid(True, which="minor", alpha=0.15)
+        ax.legend(fontsize=9)
     if title:
-        ax.set_title(title, fontsize=12)
+        fig.suptitle(title, fontsize=12)
     return save_figure(fig, path, fmt)
 
 

@@ -109,12 +109,31 @@ def run_sweep(
             timings[phase.name] = _train_phase(
                 cfg, phase, phase_plans, store, train_rows, layout, progress
             )
-        log(f"phase {phase.name}: evaluating on {eval_rows[1] - eval_rows[0]} held-out tokens")
-        _evaluate_phase(cfg, phase, phase_plans, store, eval_rows, layout)
+        eval_name = phase.eval_store or phase.store
+        if eval_name != phase.store:
+            eval_store = ensure_store(eval_name, cfg.stores[eval_name], progress)
+            _check_same_site(store, eval_store, phase)
+            eval_rows = _split(eval_store, cfg)[1]
+        else:
+            eval_store = store
+        log(
+            f"phase {phase.name}: evaluating on {eval_rows[1] - eval_rows[0]} held-out tokens "
+            f"of store {eval_name!r}"
+        )
+        _evaluate_phase(cfg, phase, phase_plans, eval_store, eval_rows, layout)
     rows = [json.loads(layout.eval(p.name).read_text(encoding="utf-8")) for p in plans]
     frequencies = {p.name: np.load(layout.frequencies(p.name)) for p in plans}
     write_outputs(out, cfg, rows, frequencies, timings)
     return rows
+
+
+def _check_same_site(train: ActivationStore, held_out: ActivationStore, phase: Phase) -> None:
+    a, b = train.manifest, held_out.manifest
+    if (a.model, a.d_model, train.layers[0]) != (b.model, b.d_model, held_out.layers[0]):
+        raise ConfigError(
+            f"phase {phase.name!r} trains on {a.model} layer {train.layers[0]} but its eval_store "
+            f"holds {b.model} layer {held_out.layers[0]}; evaluate on a store of the same site"
+        )
 
 
 def _split(store: ActivationStore, cfg: SweepConfig) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -129,6 +148,8 @@ def _split(store: ActivationStore, cfg: SweepConfig) -> tuple[tuple[int, int], t
 
 
 def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, progress) -> float:
+    from saeprobe.train.finetune import with_inherited
+
     source = store.source(cfg.batch_size, layer=None, seed=cfg.seed, rows=rows)
     train = {**cfg.train, **phase.train}
     train["steps"] = phase.steps or train.get("steps") or source.per_epoch
@@ -143,7 +164,11 @@ def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, p
     specs = [
         RunSpec(
             name=p.name,
-            sae=make_config({"d_in": store.d_model, **p.sae}),
+            # Settings the entry leaves out (k, the pre-encoder bias) come from the SAE it
+            # finetunes; an earlier phase has saved that SAE by now.
+            sae=make_config(
+                {"d_in": store.d_model, **with_inherited(p.sae, layout.init_from(p.init_from))}
+            ),
             init_from=layout.init_from(p.init_from),
             reinit_fraction=p.reinit_fraction,
             lr=p.lr,
@@ -178,7 +203,7 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
         sae = load_sae(layout.sae(p.name))
         metrics, freqs = reconstruction_metrics(sae, store, store.layers[0], rows, device=device)
         effect = (
-            model_effect(sae, store.layers[0], lm, batches, held_out)
+            model_effect(sae, store.layers[0], lm, batches, held_out, store.manifest.outlier_factor)
             if lm is not None
             else {"lm_loss_reason": "lm_windows is 0"}
         )
@@ -192,6 +217,7 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
             "reinit_fraction": p.reinit_fraction,
             "steps": read_cfg(layout.sae(p.name)).get("metadata", {}).get("train_steps"),
             "store": phase.store,
+            "eval_store": phase.eval_store or phase.store,
             **metrics,
             **effect,
             "sae_dir": str(layout.sae(p.name)),

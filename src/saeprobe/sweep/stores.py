@@ -46,6 +46,8 @@ def harvest_config(spec: StoreSpec, out: Path, progress: bool) -> HarvestConfig:
         context=spec.context,
         chat=spec.chat,
         dtype=spec.dtype,
+        autocast=spec.autocast,
+        outlier_factor=spec.outlier_factor,
         progress=progress,
     )
 
@@ -63,6 +65,8 @@ def ensure_store(name: str, spec: StoreSpec, progress: bool = True) -> Activatio
             "chat": spec.chat,
             "dtype": spec.dtype,
             "max_tokens": spec.max_tokens,
+            "autocast": spec.autocast,
+            "outlier_factor": spec.outlier_factor,
         }
         have = {k: getattr(m, k) for k in want}
         if have != want or spec.layer not in m.layers:

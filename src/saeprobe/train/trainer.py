@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from saeprobe.errors import ConfigError, DataError, SaeprobeError
 from saeprobe.sae.base import SAE, StepContext, TrainOutput
-from saeprobe.sae.io import load_sae, save_sae
+from saeprobe.sae.io import save_sae
 from saeprobe.sae.registry import create_sae
 from saeprobe.train.checkpoint import (
     Checkpoint,
@@ -34,6 +34,7 @@ from saeprobe.train.checkpoint import (
 )
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.dead import DeadLatentTracker
+from saeprobe.train.finetune import load_into
 from saeprobe.train.metrics_log import MetricsLogger
 from saeprobe.train.schedule import lr_at, sparsity_scale_at
 from saeprobe.train.source import BatchSource
@@ -220,24 +221,7 @@ class Trainer:
             first = next(source.batches(0)).float() / scale
             sae.init_from_data(first)
             return sae
-        loaded = load_sae(spec.init_from)
-        if (loaded.d_in, loaded.d_sae) != (spec.sae.d_in, spec.sae.d_sae):
-            raise ConfigError(
-                f"run {spec.name!r}: {spec.init_from} has d_in={loaded.d_in}, d_sae={loaded.d_sae}"
-                f" but the run asks for d_in={spec.sae.d_in}, d_sae={spec.sae.d_sae}; match them"
-            )
-        loaded.fold_input_scale(1.0 / scale)  # raw units -> this stream's normalised units
-        loaded.normalize_decoder()
-        own = dict(sae.named_parameters()) | dict(sae.named_buffers())
-        theirs = dict(loaded.named_parameters()) | dict(loaded.named_buffers())
-        if set(own) != set(theirs):
-            raise ConfigError(
-                f"run {spec.name!r}: {spec.init_from} is a {loaded.architecture} SAE but the run "
-                f"is {spec.sae.architecture}; finetune with architecture {loaded.architecture!r}"
-            )
-        with torch.no_grad():
-            for name, t in own.items():
-                t.copy_(theirs[name])
+        load_into(sae, spec.init_from, scale, run=spec.name)
         n_reinit = round(spec.reinit_fraction * spec.sae.d_sae)
         if n_reinit:
             idx = torch.randperm(spec.sae.d_sae, generator=gen)[:n_reinit]
