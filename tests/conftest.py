@@ -26,9 +26,7 @@ def sae_config(variant: str, d_in: int = 16, d_sae: int = 64, **kw) -> dict:
 
 # Tests point SAEPROBE_CACHE at scratch folders; the dequantised SmolLM2 (about 30 s to build)
 # stays in one place for the whole session, and across sessions on the same machine.
-os.environ.setdefault(
-    "SAEPROBE_MODEL_CACHE", str(Path.home() / ".cache" / "saeprobe" / "models")
-)
+os.environ.setdefault("SAEPROBE_MODEL_CACHE", str(Path.home() / ".cache" / "saeprobe" / "models"))
 
 
 @pytest.fixture(autouse=True)
