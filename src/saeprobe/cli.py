@@ -176,7 +176,9 @@ def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
 @click.option("--chat", is_flag=True, help="wrap each text document as a chat user turn")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), help="model + store dtype")
 @click.option(
-    "--autocast/--no-autocast", default=None, help="run the model under bf16 autocast [off]"
+    "--autocast/--no-autocast",
+    default=None,
+    help="run the model under bf16 autocast [on only where bf16 is fast]",
 )
 @click.option("--device", help="auto | cpu | cuda[:N]")
 @click.option(

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from saeprobe.errors import DataError, SaeprobeError
-from saeprobe.lm import splice
+from saeprobe.lm import capture_layers, splice
 from saeprobe.metrics.lm_effect import (
     ENCODER_REASON,
     LM_FIELDS,
@@ -134,6 +134,29 @@ def test_excluded_positions_keep_the_clean_hidden_state(tiny_llama):
     assert r["ce_spliced"] == pytest.approx(float(hand), rel=1e-6)
     # Zero ablation uses the same positions, so zeroing them recovers exactly nothing.
     assert r["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_outlier_positions_are_not_spliced(tiny_llama):
+    """With the harvest's outlier rule, tokens above factor x the median norm at the layer keep
+    their clean state: the same result as a splice mask that leaves them out by hand."""
+    batches = _batches(tiny_llama)
+    ids, mask = batches[0]["input_ids"], batches[0]["attention_mask"]
+    with torch.no_grad():
+        hidden = capture_layers(tiny_llama.model, tiny_llama.blocks, [LAYER], **batches[0])[LAYER]
+    norms = hidden.norm(dim=-1)
+    factor = 1.02  # low enough that some real tokens count as outliers
+    outliers = mask.bool() & (norms > factor * norms[mask.bool()].median())
+    assert 0 < int(outliers.sum()) < int(mask.sum())
+
+    got = lm_effect(tiny_llama, LAYER, _half, batches, outlier_factor=factor)
+    by_hand = lm_effect(tiny_llama, LAYER, _half, [{**batches[0], "splice_mask": ~outliers}])
+    assert got["n_outlier_positions"] == int(outliers.sum())
+    assert got["n_spliced_positions"] == by_hand["n_spliced_positions"]
+    for key in ("ce_spliced", "ce_zero_ablation", "kl_divergence"):
+        assert got[key] == pytest.approx(by_hand[key], rel=1e-9), key
+    everything = lm_effect(tiny_llama, LAYER, _half, batches)
+    assert everything["n_spliced_positions"] == int(mask.sum())
+    assert everything["kl_divergence"] != pytest.approx(got["kl_divergence"], rel=1e-3)
 
 
 def test_exclude_special_tokens_skips_cls_and_sep(tiny_llama):

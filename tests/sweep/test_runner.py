@@ -61,6 +61,7 @@ def sweep_dict(tmp):
             {
                 "name": "pretrain",
                 "store": "pretrain",
+                "eval_store": "chat",  # every variant is judged on held-out chat data
                 "snapshot_steps": [5],
                 "grid": [
                     {"architecture": "relu", "l1_coefficient": [0.1, 1.0]},
@@ -124,6 +125,11 @@ def test_table_and_figures(finished):
     for name in ("pareto-pretrain", "frequencies-pretrain", "pareto-chat", "frequencies-chat"):
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "sweep.json").read_text())["rows"][0]["name"] == "relu-l1_0.1"
+    assert {r["eval_store"] for r in table} == {"chat"}
+    assert all(r["store"] == r["phase"] for r in table)
+    summary = (out / "sweep.md").read_text().splitlines()
+    assert summary[0].startswith("| run | eval on |") and "emb. cos" in summary[0]
+    assert len(summary) == 2 + len(rows) and "ΔLM" not in summary[0]  # an encoder: no LM loss
 
 
 def test_chat_variants_start_where_configured(finished):

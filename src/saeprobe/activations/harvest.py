@@ -47,6 +47,7 @@ from saeprobe.io_utils import atomic_write_json
 from saeprobe.lm.chat import has_chat_template
 from saeprobe.lm.hooks import capture_layers
 from saeprobe.lm.models import DEFAULT_MODEL, LoadedModel, load_model
+from saeprobe.lm.precision import autocast, resolve_autocast
 from saeprobe.train.trainer import resolve_device
 
 # SmolLM2 puts norms 50-140x the median on a few early tokens ("\n" or " and" right after a
@@ -72,8 +73,10 @@ class HarvestConfig(BaseModel):
     shard_tokens: int = Field(65_536, gt=0, description="tokens per shard file")
     chat: bool = Field(False, description="format text documents as a chat user turn")
     dtype: str = "float32"
-    autocast: bool = Field(
-        False, description="run the model under bf16 autocast; stored activations keep dtype"
+    autocast: bool | None = Field(
+        None,
+        description="run the model under bf16 autocast (stored activations keep dtype); "
+        "None: only where bf16 is fast (saeprobe.lm.precision)",
     )
     device: str = "auto"
     outlier_factor: float | None = Field(
@@ -132,6 +135,8 @@ def _harvest(cfg, resume: bool, rank: int, world: int, lm: LoadedModel | None):
         raise ValueError(f"harvest got a loaded {lm.name!r} for model {cfg.model!r}")
     lm.check_layers(cfg.layers)
     _check_data(cfg)
+    device = next(lm.model.parameters()).device
+    cfg = cfg.model_copy(update={"autocast": resolve_autocast(cfg.autocast, device)})
     fingerprint = cfg.fingerprint() | {"world_size": world, "weights": weights_sha256(lm.model)}
     state = _start_state(cfg, resume, rank, fingerprint)
     distributed.barrier()  # every rank has checked the directory before any rank writes to it
@@ -226,7 +231,7 @@ def _forward(cfg: HarvestConfig, lm: LoadedModel, windows: list[Window], pad: in
     inputs = {k: enc[k].to(device) for k in ("input_ids", "attention_mask")}
     # Under autocast the residual stream itself stays float32 (bf16 block outputs are added to
     # it), and the stored rows are cast to the store's dtype below.
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast):
+    with autocast(cfg.autocast, device):
         captured = capture_layers(lm.model, lm.blocks, cfg.layers, **inputs)
     keep = enc["keep"]
     n_outliers = 0

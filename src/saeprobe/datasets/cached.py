@@ -28,7 +28,7 @@ def _stamp(path: Path) -> list:
 
 
 def dataset_key(cfg: DatasetConfig) -> str:
-    files = [p for s in cfg.sources for p in s.paths()] + [Path(t) for t in cfg.templates.values()]
+    files = [p for s in cfg.sources for p in s.paths] + [Path(t) for t in cfg.templates.values()]
     blob = json.dumps([cfg.model_dump(mode="json"), [_stamp(p) for p in files]], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -38,6 +38,7 @@ def feature_key(
     poolings: Sequence[Pooling],
     texts: Sequence[str],
     sae_dirs: dict[str, Path],
+    autocast: bool = False,
 ) -> str:
     text_hash = hashlib.sha256()
     for text in texts:
@@ -49,6 +50,9 @@ def feature_key(
         "context": context,
         "poolings": [p.name for p in poolings],
         "texts": text_hash.hexdigest(),
+        # The template decides which tokens a prompt has; bf16 autocast nudges every value.
+        "chat_template": getattr(lm.tokenizer, "chat_template", None),
+        "autocast": autocast,
         "saes": {name: sha256_file(Path(d) / WEIGHTS_FILE) for name, d in sorted(sae_dirs.items())},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]

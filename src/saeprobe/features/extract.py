@@ -19,6 +19,7 @@ from saeprobe.features.pooling import Pooling
 from saeprobe.lm.chat import UserTurn, tokenize_user_turn
 from saeprobe.lm.hooks import capture_layers
 from saeprobe.lm.models import LoadedModel
+from saeprobe.lm.precision import autocast
 from saeprobe.sae.base import SAE
 
 
@@ -67,29 +68,41 @@ def check_turns(turns: Sequence[UserTurn], poolings: Sequence[Pooling]) -> None:
             pool.row(turn.last_user_token, turn.end_of_turn, turn.length, prompt=i)
 
 
-def _forward_batches(lm: LoadedModel, turns: Sequence[UserTurn], layers, batch_size, progress):
-    """Per batch: its turns, the layout `Pooling.token_rows` takes, and the float32 residual at
-    each of `layers`, from one forward pass cut after the deepest."""
+def length_order(turns: Sequence[UserTurn]) -> list[int]:
+    """Prompt indices by token length: batches of similar lengths waste little on padding.
+    Right padding keeps each prompt's values independent of its batch-mates."""
+    return sorted(range(len(turns)), key=lambda i: (turns[i].length, i))
+
+
+def _forward_batches(
+    lm: LoadedModel, turns: Sequence[UserTurn], layers, batch_size, progress, use_autocast
+):
+    """Per batch, in `length_order`: the layout `Pooling.token_rows` takes and the float32
+    residual at each of `layers`, from one forward pass cut after the deepest."""
     device = next(lm.model.parameters()).device
     pad = pad_id(lm.tokenizer)
+    order = length_order(turns)
     for start in tqdm(range(0, len(turns), batch_size), disable=not progress, desc="features"):
-        batch = turns[start : start + batch_size]
+        batch = [turns[i] for i in order[start : start + batch_size]]
         enc = collate([Window(t.input_ids, t.user_mask, i) for i, t in enumerate(batch)], pad)
-        captured = capture_layers(
-            lm.model,
-            lm.blocks,
-            list(layers),
-            input_ids=enc["input_ids"].to(device),
-            attention_mask=enc["attention_mask"].to(device),
-        )
+        with autocast(use_autocast, device):
+            captured = capture_layers(
+                lm.model,
+                lm.blocks,
+                list(layers),
+                input_ids=enc["input_ids"].to(device),
+                attention_mask=enc["attention_mask"].to(device),
+            )
         end_of_turn = torch.tensor([t.end_of_turn for t in batch])
         lengths = torch.tensor([t.length for t in batch])
         layout = (enc["keep"], end_of_turn, lengths)
-        yield batch, layout, {layer: h.float() for layer, h in captured.items()}
+        yield layout, {layer: h.float() for layer, h in captured.items()}
 
 
-def _stack(rows: list[dict[str, np.ndarray]], pool: str) -> np.ndarray:
-    return np.stack([row[pool] for row in rows])
+def _stack(rows: list[dict[str, np.ndarray]], pool: str, order: list[int]) -> np.ndarray:
+    """Rows pooled in `order` back in prompt order."""
+    stacked = np.stack([row[pool] for row in rows])
+    return stacked[np.argsort(order)]
 
 
 @torch.no_grad()
@@ -102,6 +115,7 @@ def extract_features(
     context: int = 512,
     batch_size: int = 16,
     progress: bool = True,
+    use_autocast: bool = False,
 ) -> Features:
     lm.check_layers([layer])
     check_saes(saes, lm)
@@ -110,14 +124,16 @@ def extract_features(
     out = {"dense": [], **{f"z:{s}": [] for s in saes}, **{f"r:{s}": [] for s in saes}}
     turns = tokenize_turns(lm.tokenizer, texts, context)
     check_turns(turns, poolings)
-    for _, layout, hidden in _forward_batches(lm, turns, [layer], batch_size, progress):
+    batches = _forward_batches(lm, turns, [layer], batch_size, progress, use_autocast)
+    for layout, hidden in batches:
         _pool_batch(hidden[layer], layout, saes, poolings, out)
+    order = length_order(turns)
     feats = Features(n_user_tokens=np.asarray([sum(t.user_mask) for t in turns]))
     for p in poolings:
-        feats.dense[p.name] = _stack(out["dense"], p.name)
+        feats.dense[p.name] = _stack(out["dense"], p.name, order)
         for s in saes:
-            feats.latents.setdefault(s, {})[p.name] = _stack(out[f"z:{s}"], p.name)
-            feats.reconstruction.setdefault(s, {})[p.name] = _stack(out[f"r:{s}"], p.name)
+            feats.latents.setdefault(s, {})[p.name] = _stack(out[f"z:{s}"], p.name, order)
+            feats.reconstruction.setdefault(s, {})[p.name] = _stack(out[f"r:{s}"], p.name, order)
     return feats
 
 
@@ -130,6 +146,7 @@ def extract_residuals(
     context: int = 512,
     batch_size: int = 16,
     progress: bool = True,
+    use_autocast: bool = False,
 ) -> dict[int, dict[str, np.ndarray]]:
     """Pooled residuals at several layers from one forward pass per batch: layer -> pool ->
     [n, d_model] (for choosing a probing layer)."""
@@ -137,11 +154,13 @@ def extract_residuals(
     turns = tokenize_turns(lm.tokenizer, texts, context)
     check_turns(turns, poolings)
     out: dict[int, dict[str, list]] = {layer: {"dense": []} for layer in layers}
-    for _, layout, hidden in _forward_batches(lm, turns, layers, batch_size, progress):
+    for layout, hidden in _forward_batches(lm, turns, layers, batch_size, progress, use_autocast):
         for layer in layers:
             _pool_batch(hidden[layer], layout, {}, poolings, out[layer])
+    order = length_order(turns)
     return {
-        layer: {p.name: _stack(out[layer]["dense"], p.name) for p in poolings} for layer in layers
+        layer: {p.name: _stack(out[layer]["dense"], p.name, order) for p in poolings}
+        for layer in layers
     }
 
 

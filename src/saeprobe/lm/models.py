@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from saeprobe.errors import SaeprobeError
+from saeprobe.errors import FormatError, SaeprobeError
 from saeprobe.lm.gguf import dequantized_dir, gguf_in, is_gguf_source, smollm2_gguf
 from saeprobe.lm.layers import transformer_blocks
 
@@ -76,6 +76,8 @@ def resolve(name: str) -> str:
     """An alias or a GGUF to its local directory; anything else is returned as given."""
     if name in ALIASES:
         return ALIASES[name]()
+    if name.lower().endswith(".gguf") and not Path(name).is_file():
+        raise FormatError(f"GGUF file {name} not found; check the path passed as the model")
     if is_gguf_source(name):
         path = Path(name)
         return str(dequantized_dir(path if path.is_file() else gguf_in(path)))

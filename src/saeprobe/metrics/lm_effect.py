@@ -362,7 +362,6 @@ def _forward(lm: LoadedModel, input_ids: Tensor, attention_mask: Tensor) -> Tens
     return out.logits if lm.is_causal_lm else out.last_hidden_state
 
 
-@torch.no_grad()
 def lm_effect(
     lm: LoadedModel,
     layer: int,
@@ -372,9 +371,23 @@ def lm_effect(
     outlier_factor: float | None = None,
 ) -> dict:
     """JSON-serialisable effect of splicing `fn` at `layer` over all `batches` (see module doc)."""
+    return lm_effects(lm, layer, {"fn": fn}, batches, splice_mask_fn, outlier_factor)["fn"]
+
+
+@torch.no_grad()
+def lm_effects(
+    lm: LoadedModel,
+    layer: int,
+    fns: Mapping[str, Reconstruction],
+    batches: Iterable[Mapping[str, Tensor]],
+    splice_mask_fn: SpliceMaskFn | None = None,
+    outlier_factor: float | None = None,
+) -> dict[str, dict]:
+    """`lm_effect` of each of `fns`, sharing the clean and zero-ablated passes: for n SAEs a
+    causal LM runs 2 + n forward passes per batch instead of 3n."""
     lm.check_layers([layer])
     device = next(lm.model.parameters()).device
-    acc = LMEffectAccumulator(lm.is_causal_lm)
+    accs = {name: LMEffectAccumulator(lm.is_causal_lm) for name in fns}
     was_training = lm.model.training
     lm.model.eval()  # dropout would make clean and spliced runs differ for no reason
     try:
@@ -384,19 +397,25 @@ def lm_effect(
             if "splice_mask" in batch:  # e.g. the harvest's own kept-token mask
                 where &= torch.as_tensor(batch["splice_mask"]).to(where.device).bool()
             clean, hidden = _clean_forward(lm, layer, input_ids, attention_mask)
+            n_outliers = 0
             if outlier_factor is not None:
                 outliers = outlier_positions(hidden, where, outlier_factor)
-                acc.n_outlier_positions += int(outliers.sum())
+                n_outliers = int(outliers.sum())
                 where &= ~outliers
-            acc.n_spliced_positions += int(where.sum())
-            with splice(lm.blocks, layer, masked_replacement(fn, where, layer)):
-                spliced = _forward(lm, input_ids, attention_mask)
-            if not lm.is_causal_lm:
-                acc.add_embedding_batch(attention_mask, clean, spliced)
-                continue
-            with splice(lm.blocks, layer, masked_replacement(torch.zeros_like, where, layer)):
-                zero = _forward(lm, input_ids, attention_mask)
-            acc.add_lm_batch(input_ids, attention_mask, clean, spliced, zero)
+            zero = None
+            if lm.is_causal_lm:
+                with splice(lm.blocks, layer, masked_replacement(torch.zeros_like, where, layer)):
+                    zero = _forward(lm, input_ids, attention_mask)
+            for name, fn in fns.items():
+                acc = accs[name]
+                acc.n_outlier_positions += n_outliers
+                acc.n_spliced_positions += int(where.sum())
+                with splice(lm.blocks, layer, masked_replacement(fn, where, layer)):
+                    spliced = _forward(lm, input_ids, attention_mask)
+                if zero is None:
+                    acc.add_embedding_batch(attention_mask, clean, spliced)
+                else:
+                    acc.add_lm_batch(input_ids, attention_mask, clean, spliced, zero)
     finally:
         lm.model.train(was_training)
-    return acc.result()
+    return {name: acc.result() for name, acc in accs.items()}

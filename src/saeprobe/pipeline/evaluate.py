@@ -27,7 +27,7 @@ from saeprobe.data.documents import MixSource, iter_documents
 from saeprobe.errors import DataError
 from saeprobe.io_utils import atomic_write, atomic_write_json
 from saeprobe.lm.models import LoadedModel, load_model
-from saeprobe.metrics.lm_effect import lm_effect
+from saeprobe.metrics.lm_effect import lm_effects
 from saeprobe.metrics.reconstruction import ReconstructionAccumulator
 from saeprobe.sae.base import SAE
 from saeprobe.sae.io import load_sae, read_cfg
@@ -144,23 +144,44 @@ def model_effect(
     """`lm_effect` of splicing `sae` at `layer`, with its counts renamed lm_* (they count the
     spliced texts, not store tokens). Pass the store's `outlier_factor`: tokens the harvest
     dropped as outliers are not spliced either."""
-    if lm.d_model != sae.cfg.d_in:
-        raise DataError(
-            f"the SAE has d_in={sae.cfg.d_in} but {lm.name} has d_model={lm.d_model}; "
-            "use the model the SAE was trained on"
-        )
-    sae = sae.to(next(lm.model.parameters()).device).eval()
+    return model_effects({"sae": sae}, layer, lm, batches, held_out, outlier_factor)["sae"]
 
+
+def model_effects(
+    saes: dict[str, SAE],
+    layer: int,
+    lm: LoadedModel,
+    batches: list[dict[str, torch.Tensor]],
+    held_out: bool,
+    outlier_factor: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """`model_effect` of several SAEs, sharing the clean and zero-ablated forward passes."""
+    device = next(lm.model.parameters()).device
+    fns = {}
+    for name, sae in saes.items():
+        if lm.d_model != sae.cfg.d_in:
+            raise DataError(
+                f"the SAE {name!r} has d_in={sae.cfg.d_in} but {lm.name} has d_model="
+                f"{lm.d_model}; use the model the SAE was trained on"
+            )
+        fns[name] = _reconstruction(sae.to(device).eval())
+    effects = lm_effects(lm, layer, fns, batches, outlier_factor=outlier_factor)
+    counts = ("n_tokens", "n_texts", "n_spliced_positions", "n_outlier_positions")
+    return {
+        name: {
+            **{k: v for k, v in effect.items() if k not in counts},
+            **{f"lm_{k}": effect[k] for k in counts},
+            "lm_texts_held_out": held_out,
+        }
+        for name, effect in effects.items()
+    }
+
+
+def _reconstruction(sae: SAE):
     def reconstruct(h: torch.Tensor) -> torch.Tensor:
         return sae(h.float()).to(h.dtype)
 
-    effect = lm_effect(lm, layer, reconstruct, batches, outlier_factor=outlier_factor)
-    counts = ("n_tokens", "n_texts", "n_spliced_positions", "n_outlier_positions")
-    return {
-        **{k: v for k, v in effect.items() if k not in counts},
-        **{f"lm_{k}": effect[k] for k in counts},
-        "lm_texts_held_out": held_out,
-    }
+    return reconstruct
 
 
 def _layer(cfg: EvaluateConfig, store: ActivationStore) -> int:

@@ -26,6 +26,7 @@ from saeprobe.features.extract import extract_residuals
 from saeprobe.figures import new_figure, save_figure
 from saeprobe.io_utils import atomic_write_json, atomic_write_text
 from saeprobe.lm.models import load_model
+from saeprobe.lm.precision import resolve_autocast
 from saeprobe.pipeline.probe import ProbeConfig
 from saeprobe.probes.cv import fit_quietly, group_folds, new_logistic, select_c, standardise
 from saeprobe.train.trainer import resolve_device
@@ -64,10 +65,11 @@ def scan_layers(
     train = [r for r in load_dataset_dir(out / "dataset") if r.split == "train"]
     if not train:
         raise DataError("the dataset has no train split to scan layers on; check its config")
-    lm = load_model(cfg.model, device=resolve_device(cfg.device))
+    device = resolve_device(cfg.device)
+    lm = load_model(cfg.model, device=device)
     pooled = extract_residuals(
         lm, sorted(set(layers)), [r.text for r in train], cfg.poolings, cfg.context,
-        cfg.batch_size, progress,
+        cfg.batch_size, progress, resolve_autocast(cfg.autocast, device),
     )  # fmt: skip
     y = np.array([r.label for r in train])
     groups = [r.base_id for r in train]

@@ -25,7 +25,8 @@ from saeprobe.features.cache import feature_key, load_features, save_features
 from saeprobe.features.extract import Features, extract_features
 from saeprobe.features.pooling import Pooling
 from saeprobe.io_utils import atomic_write_json
-from saeprobe.lm.models import load_model
+from saeprobe.lm.models import DEFAULT_MODEL, load_model
+from saeprobe.lm.precision import resolve_autocast
 from saeprobe.probes import ProbeData, SaeFeatures, run_probe_suite, write_results
 from saeprobe.probes.plots import plot_auroc_vs_k, plot_reconstruction_delta_table
 from saeprobe.sae.config import build_config
@@ -34,6 +35,9 @@ from saeprobe.sweep.config import SweepConfig, plan_runs
 from saeprobe.sweep.runner import SweepLayout, run_sweep
 from saeprobe.train.trainer import resolve_device
 from saeprobe.yaml_config import load_yaml_config
+
+# SmolLM2's probing layer, chosen by `saeprobe scan-layers` on the training split (docs/probing.md).
+DEFAULT_PROBE_LAYER = 12
 
 
 class SaeSources(BaseModel):
@@ -57,8 +61,8 @@ class ProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: Path | None = Field(None, description="dataset config YAML; none = offline default")
-    model: str = "minilm"
-    layer: int = Field(3, ge=0)
+    model: str = DEFAULT_MODEL
+    layer: int = Field(DEFAULT_PROBE_LAYER, ge=0, description="default: SmolLM2's scanned layer")
     context: int = Field(512, ge=8, description="tokens per prompt; longer ones lose their middle")
     batch_size: int = Field(16, gt=0)
     poolings: list[Pooling] = Field(default_factory=lambda: [Pooling()], min_length=1)
@@ -73,6 +77,9 @@ class ProbeConfig(BaseModel):
         "base_id", description="resample base prompts (cluster bootstrap) or rows"
     )
     device: str = "auto"
+    autocast: bool | None = Field(
+        None, description="bf16 autocast for the model pass; null: where bf16 is fast"
+    )
 
 
 def load_probe_config(path: str | Path) -> ProbeConfig:
@@ -101,15 +108,17 @@ def resolve_saes(cfg: SaeSources, progress: bool) -> dict[str, Path]:
 
 
 def _features(cfg: ProbeConfig, lm, texts, sae_dirs, progress, log) -> Features:
-    key = feature_key(lm, cfg.layer, cfg.context, cfg.poolings, texts, sae_dirs)
+    use_autocast = resolve_autocast(cfg.autocast, next(lm.model.parameters()).device)
+    key = feature_key(lm, cfg.layer, cfg.context, cfg.poolings, texts, sae_dirs, use_autocast)
     path = cache_root() / "features" / f"{key}.safetensors"
     if path.exists():
         log(f"features: cached ({path})")
         return load_features(path)
     saes = {name: load_sae(d) for name, d in sae_dirs.items()}
     feats = extract_features(
-        lm, cfg.layer, texts, saes, cfg.poolings, cfg.context, cfg.batch_size, progress
-    )
+        lm, cfg.layer, texts, saes, cfg.poolings, cfg.context, cfg.batch_size, progress,
+        use_autocast,
+    )  # fmt: skip
     save_features(path, feats)
     return feats
 

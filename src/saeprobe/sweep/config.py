@@ -39,6 +39,7 @@ from saeprobe.data.documents import MixSource
 from saeprobe.errors import ConfigError
 from saeprobe.lm.models import DEFAULT_MODEL
 from saeprobe.sae.registry import make_config
+from saeprobe.sweep.rollouts import RolloutsSpec, rollouts_name
 
 RUN_KEYS = ("name", "init_from", "reinit_fraction", "lr", "d_sae")
 # Short names of swept settings, for run names such as "jumprelu-qf-w0_0.1-lam_0.03".
@@ -65,7 +66,9 @@ class StoreSpec(BaseModel):
     max_tokens: int = Field(gt=0)
     context: int = Field(128, ge=2)
     dtype: str = "float32"
-    autocast: bool = Field(False, description="harvest under bf16 autocast")
+    autocast: bool | None = Field(
+        None, description="harvest under bf16 autocast; null: where bf16 is fast"
+    )
     outlier_factor: float | None = Field(
         DEFAULT_OUTLIER_FACTOR, gt=1, description="see saeprobe harvest; null keeps every token"
     )
@@ -91,6 +94,9 @@ class Phase(BaseModel):
 class SweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    rollouts: dict[str, RolloutsSpec] = Field(
+        default_factory=dict, description="chat data to generate; stores read rollouts:NAME"
+    )
     stores: dict[str, StoreSpec] = Field(min_length=1)
     d_sae: int = Field(gt=0)
     batch_size: int = Field(4096, gt=0)
@@ -102,6 +108,13 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _references(self) -> SweepConfig:
+        for name, store in self.stores.items():
+            wanted = rollouts_name(store.data)
+            if wanted is not None and wanted not in self.rollouts:
+                raise ValueError(
+                    f"store {name!r} reads rollouts {wanted!r}; define it under rollouts "
+                    f"(have: {', '.join(self.rollouts) or 'none'})"
+                )
         for phase in self.phases:
             for used in filter(None, (phase.store, phase.eval_store)):
                 if used not in self.stores:

@@ -22,7 +22,7 @@ from saeprobe.io_utils import atomic_write_json
 from saeprobe.lm.models import load_model
 from saeprobe.pipeline.evaluate import (
     lm_batches,
-    model_effect,
+    model_effects,
     reconstruction_metrics,
     save_frequencies,
 )
@@ -32,6 +32,7 @@ from saeprobe.sae.io import load_sae, read_cfg
 from saeprobe.sae.registry import make_config
 from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
 from saeprobe.sweep.outputs import write_outputs
+from saeprobe.sweep.rollouts import ensure_rollouts, rollouts_name
 from saeprobe.sweep.stores import ensure_store
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.trainer import Trainer, resolve_device, snapshot_path
@@ -102,7 +103,7 @@ def run_sweep(
         if all(layout.eval(p.name).exists() for p in phase_plans):
             log(f"phase {phase.name}: all {len(phase_plans)} runs done")
             continue
-        store = ensure_store(phase.store, cfg.stores[phase.store], progress)
+        store = _open_store(cfg, phase.store, progress, log)
         train_rows, eval_rows = _split(store, cfg)
         if not all((layout.sae(p.name) / "cfg.json").exists() for p in phase_plans):
             log(f"phase {phase.name}: training {len(phase_plans)} SAEs on tokens {train_rows}")
@@ -111,7 +112,7 @@ def run_sweep(
             )
         eval_name = phase.eval_store or phase.store
         if eval_name != phase.store:
-            eval_store = ensure_store(eval_name, cfg.stores[eval_name], progress)
+            eval_store = _open_store(cfg, eval_name, progress, log)
             _check_same_site(store, eval_store, phase)
             eval_rows = _split(eval_store, cfg)[1]
         else:
@@ -125,6 +126,17 @@ def run_sweep(
     frequencies = {p.name: np.load(layout.frequencies(p.name)) for p in plans}
     write_outputs(out, cfg, rows, frequencies, timings)
     return rows
+
+
+def _open_store(cfg: SweepConfig, name: str, progress: bool, log) -> ActivationStore:
+    """Store `name`, harvested first if need be; a `rollouts:NAME` store generates its chat
+    data first (only when the store itself is needed)."""
+    spec = cfg.stores[name]
+    wanted = rollouts_name(spec.data)
+    if wanted is not None:
+        path = ensure_rollouts(wanted, cfg.rollouts[wanted], progress, log)
+        spec = spec.model_copy(update={"data": str(path)})
+    return ensure_store(name, spec, progress)
 
 
 def _check_same_site(train: ActivationStore, held_out: ActivationStore, phase: Phase) -> None:
@@ -192,21 +204,24 @@ def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, p
 
 
 def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layout) -> None:
+    pending = [p for p in plans if not layout.eval(p.name).exists()]
+    if not pending:
+        return
     device = resolve_device(cfg.train.get("device", "auto"))
-    lm = load_model(store.manifest.model, device=device) if cfg.lm_windows else None
-    if lm is not None:
-        batches, held_out = lm_batches(lm, store, None, None, cfg.lm_windows, batch_size=16)
-    for p in plans:
-        if layout.eval(p.name).exists():
-            continue
+    layer = store.layers[0]
+    saes = {p.name: load_sae(layout.sae(p.name)) for p in pending}
+    t0 = time.perf_counter()
+    if cfg.lm_windows:
+        lm = load_model(store.manifest.model, device=device)
+        batches, held_out = lm_batches(lm, store, None, None, cfg.lm_windows, batch_size=8)
+        outliers = store.manifest.outlier_factor
+        effects = model_effects(saes, layer, lm, batches, held_out, outliers)
+    else:
+        effects = {name: {"lm_loss_reason": "lm_windows is 0"} for name in saes}
+    shared_seconds = (time.perf_counter() - t0) / len(pending)
+    for p in pending:
         t0 = time.perf_counter()
-        sae = load_sae(layout.sae(p.name))
-        metrics, freqs = reconstruction_metrics(sae, store, store.layers[0], rows, device=device)
-        effect = (
-            model_effect(sae, store.layers[0], lm, batches, held_out, store.manifest.outlier_factor)
-            if lm is not None
-            else {"lm_loss_reason": "lm_windows is 0"}
-        )
+        metrics, freqs = reconstruction_metrics(saes[p.name], store, layer, rows, device=device)
         save_frequencies(layout.frequencies(p.name), freqs)
         row = {
             "name": p.name,
@@ -219,9 +234,9 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
             "store": phase.store,
             "eval_store": phase.eval_store or phase.store,
             **metrics,
-            **effect,
+            **effects[p.name],
             "sae_dir": str(layout.sae(p.name)),
             "frequencies_file": str(layout.frequencies(p.name)),
-            "eval_seconds": round(time.perf_counter() - t0, 2),
+            "eval_seconds": round(time.perf_counter() - t0 + shared_seconds, 2),
         }
         atomic_write_json(layout.eval(p.name), row)

@@ -65,9 +65,10 @@ def ensure_store(name: str, spec: StoreSpec, progress: bool = True) -> Activatio
             "chat": spec.chat,
             "dtype": spec.dtype,
             "max_tokens": spec.max_tokens,
-            "autocast": spec.autocast,
             "outlier_factor": spec.outlier_factor,
         }
+        if spec.autocast is not None:  # None: whatever this machine chose is fine
+            want["autocast"] = spec.autocast
         have = {k: getattr(m, k) for k in want}
         if have != want or spec.layer not in m.layers:
             diff = sorted(k for k in want if have[k] != want[k]) or ["layer"]
