@@ -6,7 +6,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from saeprobe.data.documents import MixSource, data_format, iter_documents, is_chat_file
+from saeprobe.data.documents import MixSource, data_format, is_chat_file, iter_documents
 from saeprobe.datasets.cached import cached_dataset
 
 

@@ -140,7 +140,7 @@ def test_outlier_positions_are_not_spliced(tiny_llama):
     """With the harvest's outlier rule, tokens above factor x the median norm at the layer keep
     their clean state: the same result as a splice mask that leaves them out by hand."""
     batches = _batches(tiny_llama)
-    ids, mask = batches[0]["input_ids"], batches[0]["attention_mask"]
+    mask = batches[0]["attention_mask"]
     with torch.no_grad():
         hidden = capture_layers(tiny_llama.model, tiny_llama.blocks, [LAYER], **batches[0])[LAYER]
     norms = hidden.norm(dim=-1)
