@@ -37,7 +37,7 @@ from saeprobe.train.trainer import resolve_device
 from saeprobe.yaml_config import load_yaml_config
 
 # SmolLM2's probing layer, chosen by `saeprobe scan-layers` on the training split (docs/probing.md).
-DEFAULT_PROBE_LAYER = 12
+DEFAULT_PROBE_LAYER = 15
 
 
 class SaeSources(BaseModel):
