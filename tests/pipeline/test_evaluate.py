@@ -7,36 +7,15 @@ import numpy as np
 import pytest
 import torch
 from harvest_helpers import cli, small_harvest
+from known_saes import identity_sae, mean_only_sae
 
 from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import DataError
 from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
 from saeprobe.sae.io import save_sae
-from saeprobe.sae.registry import create_sae
 
 REQUIRED = ("l0", "fvu", "nmse", "dead_fraction", "n_high_frequency", "frac_high_frequency")
 LM_KEYS = ("delta_lm_loss", "ce_loss_recovered", "kl_divergence")
-
-
-def identity_sae(d: int):
-    """A ReLU SAE with W_enc = [I, -I], W_dec = [I; -I]: relu(x) - relu(-x) == x exactly."""
-    sae = create_sae({"architecture": "relu", "d_in": d, "d_sae": 2 * d})
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae
-
-
-def mean_only_sae(mean: torch.Tensor):
-    """An SAE whose reconstruction is the evaluation mean whatever the input: FVU exactly 1."""
-    sae = create_sae({"architecture": "relu", "d_in": mean.shape[0], "d_sae": 8})
-    with torch.no_grad():
-        sae.W_dec.zero_()
-        sae.b_dec.copy_(mean)
-    return sae
 
 
 def test_identity_sae_has_zero_fvu_and_unit_embedding_cosine(store, tmp_path):

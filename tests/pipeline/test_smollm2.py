@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from harvest_helpers import cli
+from known_saes import identity_sae, mean_only_sae
 
 from saeprobe.activations.harvest import HarvestConfig, harvest
 from saeprobe.activations.store import ActivationStore
 from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
 from saeprobe.sae.io import save_sae
-from saeprobe.sae.registry import create_sae
 
 LAYER = 4
 CHATS = [
@@ -26,26 +26,6 @@ CHATS = [
         {"role": "assistant", "content": "Red is a primary colour."},
     ],
 ]
-
-
-def identity_sae(d: int):
-    """relu(x) - relu(-x) == x exactly."""
-    sae = create_sae({"architecture": "relu", "d_in": d, "d_sae": 2 * d})
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae
-
-
-def zero_sae(d: int):
-    sae = create_sae({"architecture": "relu", "d_in": d, "d_sae": 8})
-    with torch.no_grad():
-        sae.W_dec.zero_()
-        sae.b_dec.zero_()
-    return sae
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +62,7 @@ def test_identity_sae_known_answers(smol_store, tmp_path):
 
 
 def test_zero_ablation_recovers_nothing(smol_store, tmp_path):
-    report = _evaluate(zero_sae(576), smol_store, tmp_path, "zero")
+    report = _evaluate(mean_only_sae(torch.zeros(576)), smol_store, tmp_path, "zero")
     assert report["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-6)
     assert report["delta_lm_loss"] > 1.0  # deleting the residual stream ruins the model
 

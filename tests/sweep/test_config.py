@@ -78,3 +78,18 @@ def test_init_from_must_name_an_earlier_run_or_a_directory(ref):
 def test_phase_must_use_a_defined_store():
     with pytest.raises(ConfigError, match="uses store 'nope'; define it under stores"):
         _config({"name": "p", "store": "nope", "grid": [{"architecture": "relu"}]})
+
+
+def test_eval_store_must_be_defined_too():
+    phase = {"name": "p", "store": "s", "eval_store": "chat", "grid": [{"architecture": "relu"}]}
+    with pytest.raises(ConfigError, match="uses store 'chat'; define it under stores"):
+        _config(phase)
+
+
+def test_a_dataset_mix_defaults_to_the_train_split_and_takes_no_field():
+    store = {"layer": 3, "max_tokens": 1000, "mix": [{"dataset": "default"}]}
+    cfg = _config(_phase("p", {"architecture": "relu"}), stores={"s": store})
+    assert cfg.stores["s"].mix[0].split == "train"
+    store["mix"] = [{"dataset": "default", "field": "text"}]
+    with pytest.raises(ConfigError, match="takes no field"):
+        _config(_phase("p", {"architecture": "relu"}), stores={"s": store})

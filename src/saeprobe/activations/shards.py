@@ -83,14 +83,6 @@ def from_storage(array: np.ndarray, dtype: str) -> Tensor:
     return tensor.view(torch.bfloat16) if dtype == "bfloat16" else tensor
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def open_array(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
     """Memory-map a shard; a missing, truncated or mis-shaped file is a one-line error."""
     fix = "re-run the harvest with --resume, or harvest into a fresh --out"

@@ -19,10 +19,10 @@ from saeprobe.activations.shards import (
     from_storage,
     layer_file,
     open_array,
-    sha256_file,
     tokens_file,
 )
 from saeprobe.errors import DataError
+from saeprobe.io_utils import sha256_file
 
 
 class ActivationStore:

