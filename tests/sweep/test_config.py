@@ -93,3 +93,14 @@ def test_a_dataset_mix_defaults_to_the_train_split_and_takes_no_field():
     store["mix"] = [{"dataset": "default", "field": "text"}]
     with pytest.raises(ConfigError, match="takes no field"):
         _config(_phase("p", {"architecture": "relu"}), stores={"s": store})
+
+
+def test_store_key_covers_a_dataset_mix(tmp_path):
+    from saeprobe.sweep.config import StoreSpec
+    from saeprobe.sweep.stores import store_key
+
+    base = {"layer": 3, "max_tokens": 1000}
+    plain = store_key(StoreSpec(**base))
+    train = store_key(StoreSpec(**base, mix=[{"dataset": "default"}]))
+    val = store_key(StoreSpec(**base, mix=[{"dataset": "default", "split": "val"}]))
+    assert len({plain, train, val}) == 3

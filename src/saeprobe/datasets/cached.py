@@ -17,7 +17,7 @@ from saeprobe.datasets.build import DATASET_FILE, build_dataset, load_dataset_di
 from saeprobe.datasets.config import DatasetConfig, load_dataset_config
 from saeprobe.datasets.examples import SPLITS, Example
 
-DEFAULT = "default"  # the offline built-in dataset
+DEFAULT = "default"  # the offline built-in dataset, as a config name
 
 
 def _stamp(path: Path) -> list:

@@ -15,6 +15,7 @@ from saeprobe.activations.harvest import HarvestConfig, harvest
 from saeprobe.activations.manifest import MANIFEST
 from saeprobe.activations.store import ActivationStore
 from saeprobe.cache import cache_root
+from saeprobe.data.documents import MixSource
 from saeprobe.errors import ConfigError
 from saeprobe.sweep.config import StoreSpec
 
@@ -27,9 +28,19 @@ def _file_stamp(source: str) -> list:
     return [source]
 
 
+def _mix_stamp(source: MixSource) -> list:
+    if source.dataset is None:
+        return _file_stamp(source.data)
+    from saeprobe.datasets.cached import dataset_key
+    from saeprobe.datasets.config import load_dataset_config
+
+    config = None if source.dataset == "default" else source.dataset
+    return ["dataset", dataset_key(load_dataset_config(config))]
+
+
 def store_key(spec: StoreSpec) -> str:
     settings = spec.model_dump(mode="json", exclude={"path"})
-    stamps = [_file_stamp(spec.data), *(_file_stamp(m.data) for m in spec.mix)]
+    stamps = [_file_stamp(spec.data), *(_mix_stamp(m) for m in spec.mix)]
     blob = json.dumps([settings, stamps], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
