@@ -256,3 +256,12 @@ def test_iter_chats_names_the_bad_line(tmp_path, line, message):
     with pytest.raises(DataError, match=message) as err:
         list(iter_chats(f))
     assert f"{f}:2" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_skip_and_limit_select_a_disjoint_slice_of_prompts(tmp_path):
+    from saeprobe.data.rollouts import load_prompts
+
+    train = load_prompts(RolloutsConfig(out=tmp_path / "a.jsonl", limit=5))
+    held_out = load_prompts(RolloutsConfig(out=tmp_path / "b.jsonl", skip=5, limit=3))
+    assert train == list(HARMLESS_PROMPTS[:5]) and held_out == list(HARMLESS_PROMPTS[5:8])
+    assert load_prompts(RolloutsConfig(out=tmp_path / "c.jsonl", skip=2))[0] == HARMLESS_PROMPTS[2]

@@ -11,7 +11,7 @@ from known_saes import identity_sae, mean_only_sae
 
 from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import DataError
-from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
+from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae, lm_batches, model_effect
 from saeprobe.sae.io import save_sae
 
 REQUIRED = ("l0", "fvu", "nmse", "dead_fraction", "n_high_frequency", "frac_high_frequency")
@@ -105,3 +105,22 @@ def test_multi_layer_store_needs_a_layer(store, tmp_path):
     save_sae(identity_sae(384), tmp_path / "identity")
     with pytest.raises(DataError, match="choose one with --layer"):
         evaluate_sae(EvaluateConfig(sae=tmp_path / "identity", acts=store, lm=False))
+
+
+def test_tokens_the_harvest_dropped_as_outliers_are_not_spliced(corpus, tiny_llama, tmp_path):
+    small_harvest(tiny_llama, corpus, tmp_path / "o", layers=[1], max_tokens=1500,
+                  outlier_factor=1.05)  # fmt: skip
+    assert ActivationStore(tmp_path / "o").manifest.n_outliers_excluded > 0
+    save_sae(mean_only_sae(torch.zeros(32)), tmp_path / "zero")
+    cfg = EvaluateConfig(sae=tmp_path / "zero", acts=tmp_path / "o", eval_tokens=500,
+                         lm_windows=8, model=str(tiny_llama.model.name_or_path))  # fmt: skip
+    report = evaluate_sae(cfg)
+    store = ActivationStore(tmp_path / "o")
+    batches, held_out = lm_batches(tiny_llama, store, None, None, 8, 16)
+    unfiltered = model_effect(mean_only_sae(torch.zeros(32)), 1, tiny_llama, batches, held_out)
+    assert report["lm_n_outlier_positions"] > 0 and unfiltered["lm_n_outlier_positions"] == 0
+    assert (
+        report["lm_n_spliced_positions"] + report["lm_n_outlier_positions"]
+        == unfiltered["lm_n_spliced_positions"]
+    )
+    assert report["delta_lm_loss"] != pytest.approx(unfiltered["delta_lm_loss"])

@@ -4,7 +4,8 @@ Output: JSONL, one row per prompt in prompt order,
     {"id": i, "messages": [{"role": "user", "content": prompt},
                            {"role": "assistant", "content": response}],
      "model": name, "finish_reason": "eos" | "length", "n_response_tokens": n}
-`id` numbers the prompts as read; blank prompts are skipped by `iter_texts`, so they get none.
+`id` numbers the prompts as read (after `skip`); blank prompts are skipped by `iter_texts`, so
+they get none.
 `n_response_tokens` counts the generated tokens before the end-of-sequence token.
 
 Kill safety: batches are appended to `<out>.partial` (flushed and fsynced one batch at a time)
@@ -58,7 +59,8 @@ class RolloutsConfig(BaseModel):
     out: Path
     max_new_tokens: int = Field(64, gt=0)
     batch_size: int = Field(8, gt=0, description="prompts per generate call")
-    limit: int | None = Field(None, gt=0, description="use only the first N prompts")
+    skip: int = Field(0, ge=0, description="skip the first N prompts (e.g. for held-out ones)")
+    limit: int | None = Field(None, gt=0, description="use only N prompts (after skip)")
     sample: bool = False
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -114,7 +116,8 @@ def load_prompts(cfg: RolloutsConfig) -> list[str]:
         if local and not Path(cfg.prompts).is_file():
             raise DataError(f"prompts file {cfg.prompts} not found; check the path to --prompts")
         texts = iter_texts(cfg.prompts, cfg.field)
-    return list(islice(texts, cfg.limit))
+    stop = None if cfg.limit is None else cfg.skip + cfg.limit
+    return list(islice(texts, cfg.skip, stop))
 
 
 def run_rollouts(
