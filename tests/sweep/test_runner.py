@@ -122,7 +122,9 @@ def test_table_and_figures(finished):
     assert float(by_name["topk-k_4"]["l0"]) == pytest.approx(4)
     assert by_name["jumprelu-qf"]["frequency_scale"] == "0.1"
     assert float(by_name["relu-l1_1"]["l0"]) < float(by_name["relu-l1_0.1"]["l0"])
-    for name in ("pareto-pretrain", "frequencies-pretrain", "pareto-chat", "frequencies-chat"):
+    names = ("pareto-pretrain", "frequencies-pretrain", "pareto-chat", "frequencies-chat")
+    names += ("pareto-all",)  # every phase is evaluated on the chat store: one figure for all
+    for name in names:
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "sweep.json").read_text())["rows"][0]["name"] == "relu-l1_0.1"
     assert {r["eval_store"] for r in table} == {"chat"}

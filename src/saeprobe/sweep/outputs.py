@@ -120,6 +120,13 @@ def write_outputs(
         },
     )
     figures = {}
+    eval_stores = {r.get("eval_store") for r in rows}
+    if len(cfg.phases) > 1 and len(eval_stores) == 1:
+        # Every run judged on the same data (e.g. chat variants): one figure, a point per run.
+        figures["pareto-all"] = plot_pareto(
+            rows, out / "pareto-all.png", y=PARETO_METRICS, series="name",
+            title=f"all {len(rows)} SAEs, evaluated on {eval_stores.pop()}",
+        )  # fmt: skip
     for phase in cfg.phases:
         phase_rows = [r for r in rows if r["phase"] == phase.name]
         title = f"phase {phase.name}: {len(phase_rows)} SAEs"
