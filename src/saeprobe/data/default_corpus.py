@@ -12,19 +12,29 @@ documentation meets all three:
 
 Together about 160k MiniLM tokens (0.68 MB) of technical English under the PSF licence. The register is
 narrower than web text (it is documentation), so use a real corpus (`--data`) for real studies.
+
+Parsing the standard library takes several seconds, so the result is kept in memory and in
+`$SAEPROBE_CACHE/corpus/`, keyed by the Python version and the standard library's location.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import hashlib
+import json
 import re
+import sys
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
+from saeprobe.cache import cache_root
 from saeprobe.errors import DataError
+from saeprobe.io_utils import atomic_write_text
 
 NAME = "python-docs"
+_FORMAT = 1  # bump when the extraction below changes
 _DOCUMENTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _UNDERLINE = re.compile(r"^[*=\-~^\"'`#+]{3,}$")
 
@@ -68,12 +78,29 @@ def _docstrings() -> Iterator[str]:
             yield text
 
 
+def _cache_file() -> Path:
+    stdlib = sysconfig.get_paths()["stdlib"]
+    key = hashlib.sha256(f"{_FORMAT}|{sys.version}|{stdlib}".encode()).hexdigest()[:16]
+    return cache_root() / "corpus" / f"{NAME}-{key}.json"
+
+
+@functools.cache
+def _documents(cache_file: Path) -> tuple[str, ...]:
+    if cache_file.is_file():
+        try:
+            return tuple(json.loads(cache_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass  # rebuilt below
+    docs = (*_topics(), *_docstrings())
+    if docs:
+        atomic_write_text(cache_file, json.dumps(docs))
+    return docs
+
+
 def iter_default_corpus() -> Iterator[str]:
-    n = 0
-    for text in (*_topics(), *_docstrings()):
-        n += 1
-        yield text
-    if n == 0:
+    docs = _documents(_cache_file())
+    if not docs:
         raise DataError(
             "this Python install has neither pydoc_data nor stdlib sources; pass --data FILE"
         )
+    yield from docs
