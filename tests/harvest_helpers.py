@@ -5,7 +5,9 @@ import sys
 
 from saeprobe.activations.harvest import HarvestConfig, harvest
 
-SMALL = {"context": 32, "batch_size": 8, "shard_tokens": 512, "progress": False}
+# autocast off: readback tests compare against an fp32 forward, and "auto" turns bf16 on where
+# the CPU has bf16 units.
+SMALL = {"context": 32, "batch_size": 8, "shard_tokens": 512, "progress": False, "autocast": False}
 
 
 def small_harvest(minilm, corpus, out, resume=False, **kw):

@@ -208,7 +208,7 @@ def test_finished_store_is_not_overwritten(minilm, corpus, store):
 
 def test_torchrun_two_ranks_write_one_manifest_covering_all_tokens(minilm, corpus, tmp_path):
     args = ["--model", "minilm", "--layer", "3", "--data", str(corpus), "--context", "32"]
-    args += ["--shard-tokens", "700"]
+    args += ["--shard-tokens", "700", "--no-autocast"]
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     r = subprocess.run(
         [*run, "-m", "saeprobe.cli", "harvest", *args, "--out", str(tmp_path / "ranks")],
