@@ -1,9 +1,11 @@
 """When to run a model under bf16 autocast.
 
 bf16 autocast roughly doubles a forward pass where the hardware has bf16 matrix units (recent
-GPUs; CPUs with AMX or AVX512-BF16), and makes it several times slower where it is emulated: on
-a 2-core AVX2 machine SmolLM2 ran 1.2k tokens/s in fp32 and 0.17k under autocast. So `auto`
-turns it on only where it is fast. The residual stream stays float32 (bf16 block outputs are
+GPUs; CPUs with AMX), and makes it slower where it is not: on a 2-core AVX2 machine SmolLM2 ran
+1.2k tokens/s in fp32 and 0.17k under autocast, and on a 2-core Xeon with AVX512-BF16 but no AMX
+a SmolLM2 forward took 1.6x as long under autocast as in fp32 (a bare bf16 matmul there ran at
+about the fp32 rate, so the casts are pure cost). So `auto` turns it on only where it is fast:
+CUDA devices that support bf16, and CPUs with AMX. The residual stream stays float32 (bf16 block outputs are
 added to it) and what is stored is float32: SmolLM2's layer-15 residuals under autocast are
 within 0.6 % (median relative error) of fp32, cosine 0.99998 (benchmarks/harvest_throughput.py).
 Quantities that difference matters for, ΔLM loss and KL, are always computed in fp32.
@@ -35,7 +37,8 @@ def fast_bf16(device: torch.device | str) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+        # AVX512-BF16 alone only speeds up dot products that oneDNN rarely gets to use here.
+        return "amx_bf16" in _cpu_flags()
     return False
 
 
