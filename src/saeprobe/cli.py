@@ -166,9 +166,7 @@ def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
     data["planted"] = _set(
         dict(data.get("planted", {})), {"density": density, "rare_range": rare_range, "seed": seed}
     )
-    data = _set(
-        data, {"d_sae": o["d_sae"], "batch_size": o["batch_size"], "recipe": o["recipe"]}
-    )
+    data = _set(data, {"d_sae": o["d_sae"], "batch_size": o["batch_size"], "recipe": o["recipe"]})
     cfg = build_config(ToyConfig, data, what="toy config")
     report = run_toy(cfg, out=out, json_path=json_path, resume=o["resume"])
     click.echo(dump(report))

@@ -47,10 +47,15 @@ def test_the_table_says_which_runs_used_auxk(swept):
     assert rows["gated-auxk_on"]["aux_coefficient"] == pytest.approx(1 / 32)
     with open(out / "sweep.csv") as fh:
         table = {r["name"]: r for r in csv.DictReader(fh)}
-    assert table["gated-auxk_off"]["auxk"] == "False" and table["jumprelu"]["recipe"] == "gemma-scope"
+    assert (
+        table["gated-auxk_off"]["auxk"] == "False" and table["jumprelu"]["recipe"] == "gemma-scope"
+    )
     header, _, *lines = (out / "sweep.md").read_text().splitlines()
     assert "| AuxK |" in header
-    assert sum("| no |" in line for line in lines) == 2 and sum("| yes |" in line for line in lines) == 3
+    assert (
+        sum("| no |" in line for line in lines) == 2
+        and sum("| yes |" in line for line in lines) == 3
+    )
 
 
 def test_each_cfg_json_records_what_the_recipe_set(swept):
@@ -58,7 +63,9 @@ def test_each_cfg_json_records_what_the_recipe_set(swept):
     jumprelu = json.loads((out / "saes" / "jumprelu" / "cfg.json").read_text())
     recipe = jumprelu["metadata"]["recipe"]
     assert recipe["name"] == "gemma-scope"
-    assert recipe["train"] == {k: list(v) if isinstance(v, tuple) else v for k, v in GS.train.items()}
+    assert recipe["train"] == {
+        k: list(v) if isinstance(v, tuple) else v for k, v in GS.train.items()
+    }
     assert recipe["sae"] == GS.sae | GS.sae_by_architecture["jumprelu"]
     assert jumprelu["saeprobe"]["config"]["bandwidth"] == 0.001
     # What a grid entry sets itself is not the recipe's.

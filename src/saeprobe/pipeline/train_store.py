@@ -16,8 +16,8 @@ from saeprobe.io_utils import atomic_write_json
 from saeprobe.pipeline.evaluate import reconstruction_metrics, training_provenance
 from saeprobe.sae.config import SAEConfig, build_config
 from saeprobe.sae.registry import get_architecture, make_config
-from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train import recipes
+from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.finetune import with_inherited
 from saeprobe.train.trainer import Trainer, resolve_device
 
@@ -49,7 +49,8 @@ class StoreTrainConfig(BaseModel):
     sae: dict[str, Any] = Field(default_factory=dict, description="SAE settings, e.g. k")
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
     recipe: str | None = Field(
-        None, description="a preset (train.recipes) filling the settings not given, e.g. gemma-scope"
+        None,
+        description="a preset (train.recipes) filling the settings not given, e.g. gemma-scope",
     )
 
     @property

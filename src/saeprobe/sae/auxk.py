@@ -12,7 +12,6 @@ import torch
 from pydantic import BaseModel, Field
 from torch import Tensor
 
-
 # Gao et al.'s alpha, the default where AuxK is on.
 AUXK_COEFFICIENT = 1 / 32
 
