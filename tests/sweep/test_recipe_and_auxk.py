@@ -7,9 +7,10 @@ import json
 import pytest
 
 from saeprobe.errors import ConfigError
+from saeprobe.sae.auxk import auxk_settings
 from saeprobe.sae.config import build_config
 from saeprobe.sweep.config import SweepConfig, plan_runs
-from saeprobe.sweep.runner import run_sweep
+from saeprobe.sweep.runner import _config_record, run_sweep
 from saeprobe.train.recipes import RECIPES
 
 GS = RECIPES["gemma-scope"]
@@ -84,3 +85,16 @@ def test_auxk_and_aux_coefficient_must_agree(tmp_path, corpus):
         plan_runs(bad)
     with pytest.raises(ConfigError, match="unknown recipe"):
         build_config(SweepConfig, cfg.model_dump() | {"recipe": "nope"})
+
+
+def test_auxk_switch_semantics():
+    assert auxk_settings(None, {"aux_coefficient": 0.2}) == {}
+    assert auxk_settings(False, {"aux_coefficient": 0.2}) == {"aux_coefficient": 0.0}
+    assert auxk_settings(True, {}) == {"aux_coefficient": pytest.approx(1 / 32)}  # Gated, ReLU
+    assert auxk_settings(True, {"aux_coefficient": 0.2}) == {}  # keeps the coefficient given
+
+
+def test_a_sweep_directory_from_before_recipes_still_resumes(tmp_path, corpus):
+    record = _config_record(_config(tmp_path, corpus).model_copy(update={"recipe": None}))
+    assert "recipe" not in record and all("recipe" not in p for p in record["phases"])
+    assert _config_record(_config(tmp_path, corpus))["recipe"] == "gemma-scope"
