@@ -277,10 +277,11 @@ def evaluate_sae(
     meta = _sae_metadata(Path(cfg.sae))
     is_held_out, why = tokens_held_out(meta, store, rows)
     if is_held_out is False:
+        start, stop = meta["train_rows"]
         log(
-            f"warning: tokens [{rows[0]}, {rows[1]}) of {cfg.acts} were used to train this SAE "
-            f"({why.removeprefix('the SAE was trained on ')}); pass --eval-range outside them, "
-            "or train with --holdout-tokens N and evaluate the last N"
+            f"warning: tokens [{rows[0]}, {rows[1]}) of {cfg.acts} overlap the tokens this SAE "
+            f"was trained on ([{start}, {stop})); pass --eval-range outside them, or train "
+            "with --holdout-tokens N and evaluate the last N"
         )
     metrics, freqs = reconstruction_metrics(sae, store, layer, rows, cfg.batch_size, device)
     report: dict[str, Any] = {

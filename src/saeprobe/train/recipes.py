@@ -99,7 +99,10 @@ def check_run_length(name: str | None, set_train: dict[str, Any], steps: int) ->
     if name is None:
         return []
     out = []
-    for key, what in (("lr_warmup_steps", "learning rate"), ("sparsity_warmup_steps", "sparsity")):
+    for key, what in (
+        ("lr_warmup_steps", "learning rate"),
+        ("sparsity_warmup_steps", "sparsity coefficient"),
+    ):
         if key in set_train and set_train[key] > steps:
             out.append(
                 f"warning: recipe {name}'s {what} warm-up ({set_train[key]} steps) is longer than "
