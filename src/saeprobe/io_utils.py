@@ -113,6 +113,9 @@ def recover_dir(path: str | os.PathLike, complete: Callable[[Path], bool]) -> bo
     for kind in (STAGED, ASIDE):
         for candidate in _leftovers(path, kind):
             if complete(candidate):
-                os.replace(candidate, path)
+                try:
+                    os.replace(candidate, path)
+                except OSError:  # e.g. a read-only location: report the SAE as missing
+                    return False
                 return True
     return False
