@@ -62,6 +62,11 @@ sae_options = _options(
     click.option("--bandwidth", type=float, help="jumprelu STE bandwidth (normalised units)"),
     click.option("--threshold-init", type=float, help="jumprelu initial threshold"),
     click.option("--encoder-init-scale", type=float, help="W_enc = scale * W_dec^T at init [0.1]"),
+    click.option(
+        "--auxk/--no-auxk",
+        default=None,
+        help="AuxK dead-latent loss [on for jumprelu/topk/batchtopk, off for relu/gated]",
+    ),
 )
 
 train_options = _options(
@@ -76,6 +81,11 @@ train_options = _options(
     click.option("--resume", is_flag=True, help="continue from the last checkpoint"),
     click.option("--metrics", "metrics_path", type=_PATH, help="JSONL file for training metrics"),
     click.option("--progress/--no-progress", default=True, help="show a progress bar"),
+    click.option(
+        "--recipe",
+        help="preset of training settings: gemma-scope (docs/recipes.md). It sets only what you "
+        "did not set yourself (options, the config's sae:/train:); cfg.json records what it set",
+    ),
 )
 
 
@@ -89,9 +99,12 @@ def _set(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sae_overrides(arch: str, base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
+    from saeprobe.sae.auxk import auxk_settings
+
     return _set(
         base,
         {
+            **auxk_settings(o["auxk"], base),
             "k": o["k"],
             _sparsity_field(arch): o["sparsity"],
             "sparsity_penalty": o["sparsity_penalty"],
@@ -153,7 +166,7 @@ def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
     data["planted"] = _set(
         dict(data.get("planted", {})), {"density": density, "rare_range": rare_range, "seed": seed}
     )
-    data = _set(data, {"d_sae": o["d_sae"], "batch_size": o["batch_size"]})
+    data = _set(data, {"d_sae": o["d_sae"], "batch_size": o["batch_size"], "recipe": o["recipe"]})
     cfg = build_config(ToyConfig, data, what="toy config")
     report = run_toy(cfg, out=out, json_path=json_path, resume=o["resume"])
     click.echo(dump(report))
@@ -217,9 +230,18 @@ def harvest(resume, **o):
 @click.option("--init-from", type=_PATH, help="finetune from this SAE directory")
 @click.option("--reinit-fraction", type=float, help="latents re-initialised before finetuning")
 @click.option("--no-verify", is_flag=True, help="skip shard checksums")
+@click.option(
+    "--holdout-tokens",
+    type=int,
+    help="train on all but the store's last N tokens; `evaluate --eval-tokens N` then scores "
+    "held-out tokens [0]",
+)
 @sae_options
 @train_options
-def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_verify, **o):
+def train(
+    acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_verify, holdout_tokens,
+    **o,
+):  # fmt: skip
     """Train an SAE on a harvested activation store."""
     import json
 
@@ -246,6 +268,8 @@ def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_
             "epochs": epochs,
             "init_from": init_from,
             "reinit_fraction": reinit_fraction,
+            "holdout_tokens": holdout_tokens,
+            "recipe": o["recipe"],
         },
     )
     data["verify"] = not no_verify
@@ -262,6 +286,11 @@ def train(acts, layer, out, config_path, epochs, init_from, reinit_fraction, no_
 @click.option("--layer", type=int, help="stored layer [the SAE's hook_layer]")
 @click.option("--json", "json_path", required=True, type=_PATH, help="write the metrics here")
 @click.option("--eval-tokens", type=int, help="evaluate the store's last N tokens [65536]")
+@click.option(
+    "--eval-range",
+    type=(int, int),
+    help="evaluate tokens START STOP of the store instead (e.g. ones held out from training)",
+)
 @click.option("--batch-size", type=int, help="tokens per batch [4096]")
 @click.option("--model", help="model for the spliced evaluation [the store's]")
 @click.option("--data", help="texts for the spliced evaluation [the store's, held out]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -56,3 +57,65 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# Name parts of the directories `replace_dir` leaves beside its target while it works.
+STAGED, ASIDE = ".new.", ".old."
+
+
+def staging_dir(path: str | os.PathLike) -> Path:
+    """A fresh empty directory beside `path` in which to build its replacement."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{path.name}{STAGED}", dir=path.parent))
+    os.chmod(staged, DIR_MODE)  # mkdtemp makes 0700; the result is shared like any file
+    return staged
+
+
+def _leftovers(path: Path, kind: str) -> list[Path]:
+    found = [p for p in path.parent.glob(f".{path.name}{kind}*") if p.is_dir()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)  # newest first
+
+
+def replace_dir(staged: Path, path: Path) -> None:
+    """Move the complete directory `staged` to `path`, replacing any directory there.
+
+    A directory cannot be renamed over a non-empty one, so the old one is renamed aside first
+    and deleted after the new one is in. If moving the new one in fails, the old one is put
+    back. If the process dies between the two renames, both copies stay beside `path` and
+    `recover_dir` puts one back. Not for two processes writing the same `path` at once.
+    """
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    if not path.exists():
+        os.replace(staged, path)
+    else:
+        aside = Path(tempfile.mkdtemp(prefix=f".{path.name}{ASIDE}", dir=path.parent))
+        aside.rmdir()
+        os.replace(path, aside)
+        try:
+            os.replace(staged, path)
+        except BaseException:
+            os.replace(aside, path)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    for leftover in _leftovers(path, ASIDE) + _leftovers(path, STAGED):
+        shutil.rmtree(leftover, ignore_errors=True)  # what an earlier crash left behind
+
+
+def recover_dir(path: str | os.PathLike, complete: Callable[[Path], bool]) -> bool:
+    """If `path` is missing because a `replace_dir` died between its renames, move back the
+    newest complete copy (preferring the new one, which was whole before the swap began).
+    Returns whether anything was moved."""
+    path = Path(path)
+    if path.exists() or not path.parent.is_dir():
+        return False
+    for kind in (STAGED, ASIDE):
+        for candidate in _leftovers(path, kind):
+            if complete(candidate):
+                try:
+                    os.replace(candidate, path)
+                except OSError:  # e.g. a read-only location: report the SAE as missing
+                    return False
+                return True
+    return False

@@ -53,7 +53,7 @@ def is_chat_file(data: str, field: str | None) -> bool:
         return False
     if field is not None:
         return field == CHAT_FIELD
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
             if line.strip():
                 try:

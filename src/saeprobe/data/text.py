@@ -7,6 +7,8 @@
 .parquet  `field` names the column (default "text"); needs pyarrow
 hf:NAME[:SPLIT[:FIELD]]   a hub dataset through `datasets`, when the hub is reachable
 python-docs   the offline default corpus (see `default_corpus`)
+
+Files are UTF-8, with or without the byte-order mark that spreadsheet programs write.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def iter_texts(source: str, field: str | None = None) -> Iterator[str]:
 
 
 def _txt(path: Path, field: str | None) -> Iterator[str]:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
             yield line.rstrip("\n")
 
@@ -76,7 +78,7 @@ def iter_records(path: Path, fmt: str | None = None) -> Iterator[tuple[str, dict
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -91,7 +93,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(rows, list):
@@ -105,7 +107,7 @@ def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         for row in reader:
             yield f"{path}:{reader.line_num}", row
@@ -114,7 +116,7 @@ def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _field_texts(path: Path, field: str | None) -> Iterator[str]:
     """The `field` (default "text") of every record; CSV needs the field named."""
     if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             columns = csv.DictReader(fh).fieldnames or []
         if field is None:
             raise DataError(f"{path} is CSV; pass --field with one of: {', '.join(columns)}")

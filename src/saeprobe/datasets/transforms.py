@@ -86,7 +86,7 @@ def load_template(path: str | Path) -> str:
     """Read a template file, drop its trailing newline, and check it has one `{prompt}` slot."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(
             f"jailbreak template {path} not found; check the path under templates:"

@@ -1,8 +1,9 @@
 """Cache extracted features on disk, keyed by everything they depend on.
 
 The key hashes the model's weights, the layer, the context length, the poolings (by name, which
-is distinct per method, anchor and offset), every prompt's text, each SAE's weight file, and
-`FEATURE_FORMAT`, so any change recomputes and nothing stale is ever reused. Files are
+is distinct per method, anchor and offset), every prompt's text, every file each SAE is loaded
+from (weights and cfg.json: k, the pre-encoder bias or the architecture change the features with
+the same weights), and `FEATURE_FORMAT`, so any change recomputes and nothing stale is ever reused. Files are
 safetensors, written atomically.
 """
 
@@ -20,9 +21,9 @@ from safetensors.torch import load_file, save_file
 from saeprobe.activations.harvest import weights_sha256
 from saeprobe.features.extract import Features
 from saeprobe.features.pooling import Pooling
-from saeprobe.io_utils import atomic_write, sha256_file
+from saeprobe.io_utils import atomic_write
 from saeprobe.lm.models import LoadedModel
-from saeprobe.sae.io import WEIGHTS_FILE
+from saeprobe.sae.io import sae_fingerprint
 
 # Bumped whenever the same inputs would give different features. 2: the user's text is located
 # after the template's prefix (short prompts such as "user" used to match inside it), and fixed
@@ -52,7 +53,7 @@ def feature_key(
         # The template decides which tokens a prompt has; bf16 autocast nudges every value.
         "chat_template": getattr(lm.tokenizer, "chat_template", None),
         "autocast": autocast,
-        "saes": {name: sha256_file(Path(d) / WEIGHTS_FILE) for name, d in sorted(sae_dirs.items())},
+        "saes": {name: sae_fingerprint(d) for name, d in sorted(sae_dirs.items())},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -8,11 +8,19 @@ The model-level effect splices the SAE into the model at the store's layer over 
 windows (documents after those the store used, when the corpus has more): delta LM loss, CE
 recovered and KL for causal LMs; for encoders those are null with a reason, and the pooled
 embedding's cosine to the clean one is reported instead.
+
+The report says whether the scored tokens were held out (`eval_held_out`): an SAE saved by
+`saeprobe train` or `saeprobe sweep` records the store and token range it trained on, and an
+overlap with the evaluated range is reported as not held out, with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 import time
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from saeprobe.activations.store import ActivationStore
 from saeprobe.activations.windows import collate, iter_windows, pad_id
 from saeprobe.data.documents import MixSource, iter_documents
-from saeprobe.errors import DataError
+from saeprobe.errors import ConfigError, DataError
 from saeprobe.io_utils import atomic_write, atomic_write_json
 from saeprobe.lm.models import LoadedModel, load_model
 from saeprobe.metrics.lm_effect import lm_effects
@@ -41,6 +49,9 @@ class EvaluateConfig(BaseModel):
     acts: Path
     layer: int | None = Field(None, description="stored layer; default the SAE's hook_layer")
     eval_tokens: int = Field(65_536, gt=0, description="the store's last N tokens are evaluated")
+    eval_range: tuple[int, int] | None = Field(
+        None, description="evaluate tokens [start, stop) of the store instead of the last N"
+    )
     batch_size: int = Field(4096, gt=0)
     lm: bool = Field(True, description="also splice the SAE into the model")
     model: str | None = Field(None, description="default: the store's model")
@@ -82,8 +93,49 @@ def reconstruction_metrics(
     return acc.result(), acc.frequencies().double().numpy()
 
 
-def eval_rows(store: ActivationStore, eval_tokens: int) -> tuple[int, int]:
-    return max(0, store.n_tokens - eval_tokens), store.n_tokens
+def eval_rows(
+    store: ActivationStore, eval_tokens: int, eval_range: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    if eval_range is None:
+        return max(0, store.n_tokens - eval_tokens), store.n_tokens
+    start, stop = eval_range
+    if not 0 <= start < stop <= store.n_tokens:
+        raise ConfigError(
+            f"--eval-range {start} {stop} is not inside the store's {store.n_tokens} tokens; "
+            f"pass 0 <= START < STOP <= {store.n_tokens}"
+        )
+    return start, stop
+
+
+def store_fingerprint(store: ActivationStore) -> str:
+    """Identifies a store's tokens by its shard checksums (equal for an identical re-harvest)."""
+    files = sorted((f, sha) for shard in store.manifest.shards for f, sha in shard.files.items())
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+
+
+def training_provenance(store: ActivationStore, rows: tuple[int, int]) -> dict[str, Any]:
+    """cfg.json metadata saying which tokens an SAE was trained on (read by `tokens_held_out`)."""
+    return {
+        "activation_store": str(store.path),
+        "activation_store_id": store_fingerprint(store),
+        "train_rows": list(rows),
+    }
+
+
+def tokens_held_out(
+    metadata: dict[str, Any], store: ActivationStore, rows: tuple[int, int]
+) -> tuple[bool | None, str]:
+    """Whether tokens `rows` of `store` were kept out of the training of the SAE whose cfg.json
+    metadata is `metadata`: True, False, or None when the SAE does not say."""
+    trained_on, store_id = metadata.get("train_rows"), metadata.get("activation_store_id")
+    if trained_on is None or store_id is None:
+        return None, "the SAE's cfg.json does not record the store and tokens it was trained on"
+    if store_id != store_fingerprint(store):
+        return True, f"the SAE was trained on another store ({metadata.get('activation_store')})"
+    start, stop = trained_on
+    if max(start, rows[0]) < min(stop, rows[1]):
+        return False, f"the SAE was trained on tokens [{start}, {stop}) of this store"
+    return True, f"the SAE was trained on tokens [{start}, {stop}) of this store"
 
 
 def _last_doc_id(store: ActivationStore) -> int:
@@ -187,7 +239,7 @@ def _reconstruction(sae: SAE):
 def _layer(cfg: EvaluateConfig, store: ActivationStore) -> int:
     if cfg.layer is not None or len(store.layers) == 1:
         return store.check_layer(cfg.layer)
-    hook = read_cfg(Path(cfg.sae)).get("metadata", {}).get("hook_layer")
+    hook = _sae_metadata(Path(cfg.sae)).get("hook_layer")
     return store.check_layer(hook)
 
 
@@ -199,14 +251,38 @@ def save_frequencies(path: Path, freqs: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def evaluate_sae(cfg: EvaluateConfig, json_path: str | Path | None = None) -> dict[str, Any]:
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _sae_metadata(path: Path) -> dict[str, Any]:
+    if not (path / "cfg.json").is_file():
+        return {}  # a Gemma Scope params file
+    meta = read_cfg(path).get("metadata", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def evaluate_sae(
+    cfg: EvaluateConfig,
+    json_path: str | Path | None = None,
+    log: Callable[[str], None] = _stderr,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     store = ActivationStore(cfg.acts, verify=cfg.verify)
     sae = load_sae(cfg.sae)
     check_widths(sae, store, str(cfg.sae))
     layer = _layer(cfg, store)
     device = resolve_device(cfg.device)
-    rows = eval_rows(store, cfg.eval_tokens)
+    rows = eval_rows(store, cfg.eval_tokens, cfg.eval_range)
+    meta = _sae_metadata(Path(cfg.sae))
+    is_held_out, why = tokens_held_out(meta, store, rows)
+    if is_held_out is False:
+        start, stop = meta["train_rows"]
+        log(
+            f"warning: tokens [{rows[0]}, {rows[1]}) of {cfg.acts} overlap the tokens this SAE "
+            f"was trained on ([{start}, {stop})); pass --eval-range outside them, or train "
+            "with --holdout-tokens N and evaluate the last N"
+        )
     metrics, freqs = reconstruction_metrics(sae, store, layer, rows, cfg.batch_size, device)
     report: dict[str, Any] = {
         "sae_dir": str(cfg.sae),
@@ -215,6 +291,9 @@ def evaluate_sae(cfg: EvaluateConfig, json_path: str | Path | None = None) -> di
         "acts": str(cfg.acts),
         "layer": layer,
         "eval_rows": list(rows),
+        "eval_held_out": is_held_out,
+        "eval_held_out_reason": why,
+        "train_rows": meta.get("train_rows"),
         **metrics,
     }
     if cfg.lm:

@@ -20,6 +20,7 @@ from saeprobe.metrics.reconstruction import evaluate_on_tensor
 from saeprobe.metrics.recovery import feature_recovery, max_cosines
 from saeprobe.sae.config import build_config
 from saeprobe.sae.registry import get_architecture, make_config
+from saeprobe.train import recipes
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.trainer import Trainer
 
@@ -50,6 +51,7 @@ class ToyConfig(BaseModel):
     sae: dict[str, Any] = Field(default_factory=dict, description="overrides of SAE settings")
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of TrainConfig")
     planted: PlantedConfig = Field(default_factory=PlantedConfig)
+    recipe: str | None = Field(None, description="a training preset, e.g. gemma-scope")
 
 
 def build_runs(cfg: ToyConfig) -> tuple[TrainConfig, RunSpec]:
@@ -59,16 +61,26 @@ def build_runs(cfg: ToyConfig) -> tuple[TrainConfig, RunSpec]:
         "d_in": cfg.planted.d,
         "d_sae": cfg.d_sae,
         **TOY_SAE_DEFAULTS.get(cfg.architecture, {}),
+        **recipes.sae_values(cfg.recipe, cfg.architecture, cfg.sae),
         **cfg.sae,
     }
     train_data = {
         **TOY_TRAIN_DEFAULTS,
         **TOY_TRAIN_ARCH_DEFAULTS.get(cfg.architecture, {}),
         "seed": cfg.planted.seed,
+        **recipes.train_values(cfg.recipe, cfg.train),
         **cfg.train,
     }
     train = build_config(TrainConfig, train_data, what="training settings")
     return train, RunSpec(name=cfg.architecture, sae=make_config(sae))
+
+
+def recipe_record(cfg: ToyConfig) -> dict[str, Any] | None:
+    return recipes.record(
+        cfg.recipe,
+        recipes.sae_values(cfg.recipe, cfg.architecture, cfg.sae),
+        recipes.train_values(cfg.recipe, cfg.train),
+    )
 
 
 def run_toy(
@@ -109,11 +121,13 @@ def run_toy(
         "sae": spec.sae.model_dump(),
         "train": train_cfg.model_dump(mode="json"),
         "planted": cfg.planted.model_dump(),
+        "recipe": recipe_record(cfg),
     }
     if out is not None:
-        result.save(
-            spec.name, out, metadata={"source": "saeprobe toy", "planted": report["planted"]}
-        )
+        meta = {"source": "saeprobe toy", "planted": report["planted"]}
+        if report["recipe"] is not None:
+            meta["recipe"] = report["recipe"]
+        result.save(spec.name, out, metadata=meta)
         report["sae_dir"] = str(out)
     if json_path is not None:
         atomic_write_json(json_path, report)

@@ -12,11 +12,16 @@ import torch
 from pydantic import BaseModel, Field
 from torch import Tensor
 
+# Gao et al.'s alpha, the default where AuxK is on.
+AUXK_COEFFICIENT = 1 / 32
+
 
 class AuxKSettings(BaseModel):
     """AuxK fields shared by the architectures that use it (mixed into their configs)."""
 
-    aux_coefficient: float = Field(1 / 32, ge=0, description="alpha on the AuxK loss; 0 disables")
+    aux_coefficient: float = Field(
+        AUXK_COEFFICIENT, ge=0, description="alpha on the AuxK loss; 0 disables"
+    )
     aux_k: int | None = Field(None, ge=1, description="latents used by AuxK; default d_in // 2")
 
     @property
@@ -51,3 +56,21 @@ def add_auxk(sae, loss: Tensor, terms: dict, pre: Tensor, residual: Tensor, ctx)
         return loss
     terms["auxk"] = aux.detach()
     return loss + sae.cfg.aux_coefficient * aux
+
+
+def auxk_settings(on: bool | None, given: dict) -> dict:
+    """The aux_coefficient an AuxK on/off switch means, given the other SAE settings `given`:
+    off is 0, on keeps a positive coefficient already given or else uses 1/32 (also for
+    ReLU and Gated, whose default is off). None leaves the settings alone."""
+    if on is None:
+        return {}
+    if not on:
+        return {"aux_coefficient": 0.0}
+    if float(given.get("aux_coefficient") or 0) > 0:
+        return {}
+    return {"aux_coefficient": AUXK_COEFFICIENT}
+
+
+def uses_auxk(config: dict) -> bool:
+    """Whether an SAE with this (saved) config trained with the AuxK loss."""
+    return float(config.get("aux_coefficient") or 0) > 0

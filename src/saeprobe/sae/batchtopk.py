@@ -13,6 +13,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from saeprobe.errors import FormatError
 from saeprobe.sae.base import SAE, StepContext, TrainOutput
 from saeprobe.sae.jumprelu import JumpReLUConfig, JumpReLUSAE
 from saeprobe.sae.registry import register
@@ -76,7 +77,11 @@ class BatchTopKSAE(TopKSAE):
 
     def export_for_inference(self) -> SAE:
         if self.threshold < 0:
-            return self  # nothing estimated yet: saving as JumpReLU would lose the TopK rule
+            # A JumpReLU needs the threshold; a scalar -1 is neither SAELens's format nor ours.
+            raise FormatError(
+                "this BatchTopK SAE has no inference threshold yet (it is estimated during "
+                "training); train it for at least one step before saving or exporting it"
+            )
         c = self.cfg
         jcfg = JumpReLUConfig(
             d_in=c.d_in,

@@ -2,17 +2,18 @@
 
 Writes the SAELens directory layout: `cfg.json` + `sae_weights.safetensors` with keys W_enc
 [d_in, d_sae], W_dec [d_sae, d_in], b_dec, and b_enc / threshold / b_gate, r_mag, b_mag as the
-architecture needs. Reads that layout (ours or SAELens's) and Gemma Scope's `params.npz` /
+architecture needs. Reads that layout (ours or SAELens's; the cfg.json fields are in
+`saeprobe.sae.saelens` and docs/formats.md) and Gemma Scope's `params.npz` /
 `params.safetensors`. Saved SAEs take raw activations: any normalisation scale is folded in first.
 Never uses pickle.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,76 +25,89 @@ from safetensors.torch import load_file, save_file
 
 from saeprobe import __version__
 from saeprobe.errors import FormatError
-from saeprobe.io_utils import DIR_MODE, FILE_MODE, atomic_write_json
+from saeprobe.io_utils import (
+    FILE_MODE,
+    atomic_write_json,
+    recover_dir,
+    replace_dir,
+    sha256_file,
+    staging_dir,
+)
 from saeprobe.sae.base import SAE
 from saeprobe.sae.registry import get_architecture, make_config
+from saeprobe.sae.saelens import (
+    CFG_FILE,
+    SCALER_FILE,
+    config_from_saelens,
+    folding,
+    rename_tensors,
+    saelens_cfg,
+)
 
-CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 GEMMA_SCOPE_FILES = ("params.safetensors", "params.npz")
 # Key under cfg.json's "saeprobe" holding the config an SAE saved as another architecture had.
 TRAINED_AS = "trained_as"
-# SAELens architecture names -> ours.
-_FROM_SAELENS = {"standard": "relu", "gated": "gated", "jumprelu": "jumprelu", "topk": "topk"}
 
 
 def save_sae(sae: SAE, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write `sae` (already in raw-activation units) to directory `path`, atomically.
 
-    The directory is built under a temporary name and renamed into place, so `path` is either the
-    previous complete SAE or the new complete SAE, never a mixture.
+    The directory is built beside `path` and swapped in (`io_utils.replace_dir`), so `path`
+    holds the previous complete SAE or the new complete SAE, never a mixture; after a crash in
+    the middle of the swap, `load_sae` finds the complete copy and puts it back.
     """
     path = Path(path)
     trained = sae
     sae = sae.export_for_inference()
-    cfg = sae.cfg
     tensors = {
         name: t.detach().float().contiguous().cpu()
         for name, t in (dict(sae.named_parameters()) | dict(sae.named_buffers())).items()
     }
-    cfg_json: dict[str, Any] = {
-        "architecture": sae.saelens_architecture,
-        "d_in": cfg.d_in,
-        "d_sae": cfg.d_sae,
-        "dtype": "float32",
-        "device": "cpu",
-        "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
-        "normalize_activations": "none",
-        "metadata": dict(metadata or {}),
-        "saeprobe": {"version": __version__, "config": cfg.model_dump()},
-    }
+    cfg_json = saelens_cfg(sae, dict(metadata or {}))
+    cfg_json["saeprobe"] = {"version": __version__, "config": sae.cfg.model_dump()}
     if trained is not sae:
         # Saved as another architecture (BatchTopK as JumpReLU): keep what it was trained as, so
         # a finetune can resume it as such. Loading for inference ignores this key.
         cfg_json["saeprobe"][TRAINED_AS] = trained.cfg.model_dump()
-    if hasattr(cfg, "k") and sae.saelens_architecture == "topk":
-        cfg_json["k"] = cfg.k
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    if path.exists() and not path.is_dir():
+        raise FormatError(f"{path} exists and is not a directory; choose another --out")
+    staged = staging_dir(path)
     try:
-        save_file(tensors, tmp / WEIGHTS_FILE)
-        atomic_write_json(tmp / CFG_FILE, cfg_json)
-        os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700; a saved SAE is shared like any file
-        os.chmod(tmp / WEIGHTS_FILE, FILE_MODE)
-        _swap_into_place(tmp, path)
+        save_file(tensors, staged / WEIGHTS_FILE)
+        os.chmod(staged / WEIGHTS_FILE, FILE_MODE)
+        with open(staged / WEIGHTS_FILE, "rb") as fh:
+            os.fsync(fh.fileno())  # cfg.json (written last, fsynced) marks the copy complete
+        atomic_write_json(staged / CFG_FILE, cfg_json)
+        replace_dir(staged, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
         raise
     return path
 
 
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    if path.exists():
-        if not path.is_dir():
-            raise FormatError(f"{path} exists and is not a directory; choose another --out")
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-        old.rmdir()
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+def _complete(directory: Path) -> bool:
+    return (directory / CFG_FILE).is_file() and (directory / WEIGHTS_FILE).is_file()
+
+
+def sae_saved(path: str | os.PathLike) -> bool:
+    """Whether a complete SAE is saved at `path` (after recovering an interrupted save)."""
+    path = Path(path)
+    recover_dir(path, _complete)
+    return _complete(path)
+
+
+def sae_fingerprint(path: str | os.PathLike) -> str:
+    """A hash of every file `load_sae(path)` reads, so equal fingerprints load equal SAEs."""
+    kind, where = _locate(Path(path))
+    files = [where] if kind == "gemma_scope" else [where / CFG_FILE, where / WEIGHTS_FILE]
+    if kind == "saelens" and (where / SCALER_FILE).is_file():
+        files.append(where / SCALER_FILE)
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}:{sha256_file(f) if f.is_file() else 'missing'};".encode())
+    return h.hexdigest()
 
 
 def load_sae(path: str | os.PathLike, device: str | torch.device = "cpu") -> SAE:
@@ -114,12 +128,12 @@ def trained_config(path: str | os.PathLike) -> dict[str, Any]:
         return _gemma_scope_config(*_gemma_scope_shape(where))
     cfg = read_cfg(where)
     recorded = cfg.get("saeprobe", {}).get(TRAINED_AS)
-    return recorded if isinstance(recorded, dict) else _config_from_saelens(cfg, where)
+    return recorded if isinstance(recorded, dict) else config_from_saelens(cfg, where)
 
 
 def _locate(path: Path) -> tuple[str, Path]:
     """("saelens", directory) or ("gemma_scope", params file) for a path given by the user."""
-    if not path.exists():
+    if not path.exists() and not recover_dir(path, _complete):
         raise FormatError(f"SAE path {path} does not exist; pass the directory written by --out")
     if path.is_file():
         if path.name.startswith("params."):
@@ -150,37 +164,10 @@ def read_cfg(path: Path) -> dict[str, Any]:
     return cfg
 
 
-def _config_from_saelens(cfg: dict[str, Any], where: Path) -> dict[str, Any]:
-    ours = cfg.get("saeprobe", {}).get("config")
-    if isinstance(ours, dict):
-        return ours
-    arch = _FROM_SAELENS.get(str(cfg.get("architecture", "standard")))
-    if arch is None:
-        raise FormatError(
-            f"{where}: SAELens architecture {cfg.get('architecture')!r} is not supported; "
-            f"supported: {', '.join(_FROM_SAELENS)}"
-        )
-    out: dict[str, Any] = {"architecture": arch}
-    for key in ("d_in", "d_sae"):
-        if key not in cfg:
-            raise FormatError(f"{where / CFG_FILE} lacks {key!r}; it is not a valid SAE config")
-        out[key] = cfg[key]
-    out["apply_b_dec_to_input"] = bool(cfg.get("apply_b_dec_to_input", True))
-    if arch == "topk":
-        k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
-        if k is None:
-            raise FormatError(f"{where / CFG_FILE} is a topk SAE without 'k'; add it to cfg.json")
-        out["k"] = int(k)
-    if cfg.get("normalize_activations") not in (None, "none"):
-        raise FormatError(
-            f"{where / CFG_FILE}: normalize_activations={cfg['normalize_activations']!r} is not "
-            "supported; fold the normalisation into the weights and set it to 'none'"
-        )
-    return out
-
-
 def _load_saelens_dir(path: Path) -> SAE:
-    config = make_config(_config_from_saelens(read_cfg(path), path))
+    cfg = read_cfg(path)
+    config = make_config(config_from_saelens(cfg, path))
+    fold = folding(cfg, path)
     weights_path = path / WEIGHTS_FILE
     if not weights_path.exists():
         raise FormatError(f"{weights_path} is missing; the SAE directory is incomplete, re-save it")
@@ -190,7 +177,12 @@ def _load_saelens_dir(path: Path) -> SAE:
         raise FormatError(
             f"{weights_path} is corrupt or truncated ({err}); re-save the SAE"
         ) from None
-    return _build(config, tensors, weights_path)
+    sae = _build(config, rename_tensors(tensors, config.architecture), weights_path)
+    if fold.decoder_norm:
+        sae.normalize_decoder()  # what SAELens's rescale_acts_by_decoder_norm computes
+    if fold.input_scale is not None:
+        sae.fold_input_scale(1 / fold.input_scale)  # the weights read x * s
+    return sae
 
 
 def _load_gemma_scope(file: Path) -> SAE:
@@ -252,4 +244,8 @@ def _build(config, tensors: dict[str, torch.Tensor], where: Path) -> SAE:
                     f"{tuple(target.shape)}; the weights and cfg.json do not match"
                 )
             target.copy_(t.to(target.dtype))
+        if config.architecture == "jumprelu":
+            # SAELens and Gemma Scope gate ReLU(z) by z > theta, so theta < 0 acts as theta = 0,
+            # which is what our z * (z > theta) needs to match.
+            sae.threshold.clamp_(min=0)
     return sae

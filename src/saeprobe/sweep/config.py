@@ -22,8 +22,13 @@ phases:
 
 A grid entry's list values are crossed; every other key is an SAE setting, except `name`,
 `init_from` (a run of an earlier phase, `run@STEP` for that run's snapshot, or a directory),
-`reinit_fraction`, `lr` and `d_sae`. All runs of a phase train together, from one pass over the
+`reinit_fraction`, `lr` and `d_sae`. `auxk: true / false` switches the AuxK dead-latent loss
+(on is aux_coefficient 1/32 unless one is given; off is 0), e.g. `auxk: [true, false]` to compare
+JumpReLU and Gated on equal terms. All runs of a phase train together, from one pass over the
 store's training tokens.
+
+`recipe: gemma-scope` (for the whole sweep, or per phase) fills every setting a grid entry or a
+`train:` section leaves out with the recipe's (train/recipes.py); each saved SAE records them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from saeprobe.activations.harvest import DEFAULT_OUTLIER_FACTOR
 from saeprobe.data.documents import MixSource
 from saeprobe.errors import ConfigError
 from saeprobe.lm.models import DEFAULT_MODEL
+from saeprobe.sae.auxk import auxk_settings
 from saeprobe.sae.registry import make_config
 from saeprobe.sweep.rollouts import RolloutsSpec, rollouts_name
 
@@ -49,6 +55,7 @@ SHORT = {
     "frequency_scale": "w0",
     "k": "k",
     "reinit_fraction": "reinit",
+    "auxk": "auxk",
 }
 
 
@@ -88,6 +95,7 @@ class Phase(BaseModel):
     steps: int | None = Field(None, gt=0, description="default: one pass over the store")
     snapshot_steps: list[int] = Field(default_factory=list)
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
+    recipe: str | None = Field(None, description="training preset for this phase's runs")
     grid: list[dict[str, Any]] = Field(min_length=1)
 
 
@@ -104,6 +112,9 @@ class SweepConfig(BaseModel):
     lm_windows: int = Field(32, ge=0, description="windows for the spliced-model metrics")
     seed: int = 0
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig overrides")
+    recipe: str | None = Field(
+        None, description="training preset for every phase (a phase's own recipe wins)"
+    )
     phases: list[Phase] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -125,7 +136,14 @@ class SweepConfig(BaseModel):
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError("phase names must be distinct")
+        from saeprobe.train.recipes import get_recipe
+
+        for recipe in {self.recipe, *(p.recipe for p in self.phases)} - {None}:
+            get_recipe(recipe)  # an unknown name fails before any work starts
         return self
+
+    def phase_recipe(self, phase: Phase) -> str | None:
+        return phase.recipe or self.recipe
 
 
 class RunPlan(BaseModel):
@@ -151,6 +169,8 @@ class RunPlan(BaseModel):
 
 
 def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -162,6 +182,15 @@ def expand_entry(entry: dict[str, Any], phase: str, d_sae: int) -> list[RunPlan]
     for values in itertools.product(*(entry[k] for k in swept_keys)):
         flat = {**entry, **dict(zip(swept_keys, values, strict=True))}
         run = {k: flat.pop(k) for k in RUN_KEYS if k in flat}
+        auxk = flat.pop("auxk", None)
+        if auxk is not None and not isinstance(auxk, bool):
+            raise ConfigError(f"phase {phase!r}: auxk must be true or false (got {auxk!r})")
+        if auxk is False and float(flat.get("aux_coefficient") or 0) > 0:
+            raise ConfigError(
+                f"phase {phase!r}: a grid entry sets auxk: false and aux_coefficient "
+                f"{flat['aux_coefficient']}; keep one of them"
+            )
+        flat |= auxk_settings(auxk, flat)
         sae = {"d_sae": run.pop("d_sae", d_sae), **flat}
         make_config({"d_in": 1, **sae})  # fail fast: unknown architecture, bad k, lambda < 0
         base = run.pop("name", None) or _auto_name(sae)

@@ -28,6 +28,9 @@ COLUMNS = (
     "sparsity_coefficient",
     "sparsity_penalty",
     "frequency_scale",
+    "auxk",
+    "aux_coefficient",
+    "recipe",
     "init_from",
     "reinit_fraction",
     "steps",
@@ -62,6 +65,7 @@ SUMMARY_COLUMNS = (
     ("name", "run"),
     ("eval_store", "eval on"),
     ("steps", "steps"),
+    ("auxk", "AuxK"),
     ("l0", "L0"),
     ("fvu", "FVU"),
     ("delta_lm_loss", "ΔLM"),
@@ -76,6 +80,8 @@ SUMMARY_COLUMNS = (
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
     return str(value)

@@ -25,15 +25,18 @@ from saeprobe.pipeline.evaluate import (
     model_effects,
     reconstruction_metrics,
     save_frequencies,
+    training_provenance,
 )
 from saeprobe.pipeline.train_store import schedule_defaults
+from saeprobe.sae.auxk import uses_auxk
 from saeprobe.sae.config import build_config
-from saeprobe.sae.io import load_sae, read_cfg
+from saeprobe.sae.io import load_sae, read_cfg, sae_saved, trained_config
 from saeprobe.sae.registry import make_config
 from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
 from saeprobe.sweep.outputs import write_outputs
 from saeprobe.sweep.rollouts import ensure_rollouts, rollouts_name
 from saeprobe.sweep.stores import ensure_store
+from saeprobe.train import recipes
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.trainer import Trainer, resolve_device, snapshot_path
 
@@ -73,10 +76,20 @@ class SweepLayout:
         return snapshot_path(self.snapshots, run, int(step)) if step else self.sae(run)
 
 
+def _config_record(cfg: SweepConfig) -> dict[str, Any]:
+    """The config as stored in the sweep directory. Unset recipes are left out, so a sweep
+    started before recipes existed still resumes."""
+    data = cfg.model_dump(mode="json")
+    for section in (data, *data["phases"]):
+        if section.get("recipe") is None:
+            section.pop("recipe", None)
+    return data
+
+
 def _claim(out: Path, cfg: SweepConfig) -> None:
     """Refuse to mix two different sweeps in one directory."""
     path = out / CONFIG_FILE
-    current = cfg.model_dump(mode="json")
+    current = _config_record(cfg)
     if path.exists():
         if json.loads(path.read_text(encoding="utf-8")) != current:
             raise ConfigError(
@@ -105,10 +118,10 @@ def run_sweep(
             continue
         store = _open_store(cfg, phase.store, progress, log)
         train_rows, eval_rows = _split(store, cfg)
-        if not all((layout.sae(p.name) / "cfg.json").exists() for p in phase_plans):
+        if not all(sae_saved(layout.sae(p.name)) for p in phase_plans):
             log(f"phase {phase.name}: training {len(phase_plans)} SAEs on tokens {train_rows}")
             timings[phase.name] = _train_phase(
-                cfg, phase, phase_plans, store, train_rows, layout, progress
+                cfg, phase, phase_plans, store, train_rows, layout, progress, log
             )
         eval_name = phase.eval_store or phase.store
         if eval_name != phase.store:
@@ -123,6 +136,9 @@ def run_sweep(
         )
         _evaluate_phase(cfg, phase, phase_plans, eval_store, eval_rows, layout)
     rows = [json.loads(layout.eval(p.name).read_text(encoding="utf-8")) for p in plans]
+    for row in rows:  # rows evaluated before these columns existed
+        if "auxk" not in row:
+            row |= _training_columns(Path(row["sae_dir"]))
     frequencies = {p.name: np.load(layout.frequencies(p.name)) for p in plans}
     write_outputs(out, cfg, rows, frequencies, timings)
     return rows
@@ -159,11 +175,16 @@ def _split(store: ActivationStore, cfg: SweepConfig) -> tuple[tuple[int, int], t
     return (0, n_train), (n_train, store.n_tokens)
 
 
-def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, progress) -> float:
+def _train_phase(
+    cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, progress, log
+) -> float:
     from saeprobe.train.finetune import with_inherited
 
     source = store.source(cfg.batch_size, layer=None, seed=cfg.seed, rows=rows)
-    train = {**cfg.train, **phase.train}
+    recipe = cfg.phase_recipe(phase)
+    given = {**cfg.train, **phase.train}
+    preset_train = recipes.train_values(recipe, given)
+    train = preset_train | given
     train["steps"] = phase.steps or train.get("steps") or source.per_epoch
     train = schedule_defaults(train, layout.checkpoints(phase.name))
     train |= {
@@ -173,20 +194,24 @@ def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, p
         "snapshot_dir": layout.snapshots,
     }
     train_cfg = build_config(TrainConfig, train, what=f"training settings of phase {phase.name!r}")
-    specs = [
-        RunSpec(
-            name=p.name,
-            # Settings the entry leaves out (k, the pre-encoder bias) come from the SAE it
-            # finetunes; an earlier phase has saved that SAE by now.
-            sae=make_config(
-                {"d_in": store.d_model, **with_inherited(p.sae, layout.init_from(p.init_from))}
-            ),
-            init_from=layout.init_from(p.init_from),
-            reinit_fraction=p.reinit_fraction,
-            lr=p.lr,
+    for warning in recipes.check_run_length(recipe, preset_train, train_cfg.steps):
+        log(f"phase {phase.name}: {warning}")
+    specs, records = [], {}
+    for p in plans:
+        # Settings the entry leaves out (k, the pre-encoder bias) come from the SAE it
+        # finetunes (an earlier phase has saved it by now), then from the recipe.
+        settings = with_inherited(p.sae, layout.init_from(p.init_from))
+        preset_sae = recipes.sae_values(recipe, settings["architecture"], settings)
+        records[p.name] = recipes.record(recipe, preset_sae, preset_train)
+        specs.append(
+            RunSpec(
+                name=p.name,
+                sae=make_config({"d_in": store.d_model, **preset_sae, **settings}),
+                init_from=layout.init_from(p.init_from),
+                reinit_fraction=p.reinit_fraction,
+                lr=p.lr,
+            )
         )
-        for p in plans
-    ]
     resume = layout.checkpoints(phase.name).exists()
     result = Trainer(train_cfg, specs).fit(source, resume=resume)
     meta = {
@@ -197,10 +222,26 @@ def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, p
         "dataset_path": store.manifest.data,
         "chat": store.manifest.chat,
         "phase": phase.name,
+        **training_provenance(store, rows),
     }
     for p in plans:
-        result.save(p.name, layout.sae(p.name), metadata=meta | {"init_from": p.init_from})
+        run_meta = meta | {"init_from": p.init_from}
+        if records[p.name] is not None:
+            run_meta["recipe"] = records[p.name]
+        result.save(p.name, layout.sae(p.name), metadata=run_meta)
     return round(result.seconds, 2)
+
+
+def _training_columns(sae_dir: Path) -> dict[str, Any]:
+    """Table columns read back from a saved SAE: the AuxK coefficient it trained with (the
+    config it was trained as, for a BatchTopK saved as a JumpReLU) and its recipe."""
+    trained = trained_config(sae_dir)
+    recipe = read_cfg(sae_dir).get("metadata", {}).get("recipe")
+    return {
+        "auxk": uses_auxk(trained),
+        "aux_coefficient": trained.get("aux_coefficient"),
+        "recipe": recipe.get("name") if isinstance(recipe, dict) else None,
+    }
 
 
 def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layout) -> None:
@@ -231,6 +272,7 @@ def _evaluate_phase(cfg, phase: Phase, plans, store: ActivationStore, rows, layo
             "init_from": p.init_from,
             "reinit_fraction": p.reinit_fraction,
             "steps": read_cfg(layout.sae(p.name)).get("metadata", {}).get("train_steps"),
+            **_training_columns(layout.sae(p.name)),
             "store": phase.store,
             "eval_store": phase.eval_store or phase.store,
             **metrics,

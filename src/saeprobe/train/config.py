@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,7 +18,10 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = Field(1e-8, gt=0)
-    lr_warmup_steps: int = Field(100, ge=0, description="linear warm-up from 0.1 lr")
+    lr_warmup_steps: int = Field(100, ge=0, description="warm-up from 0.1 lr over N steps")
+    lr_warmup: Literal["linear", "cosine"] = Field(
+        "linear", description="shape of the warm-up from 0.1 lr to lr (Gemma Scope: cosine)"
+    )
     lr_decay_steps: int | None = Field(
         None, ge=0, description="linear decay to 0 over the last N steps; default 20% of steps"
     )
@@ -30,6 +33,9 @@ class TrainConfig(BaseModel):
     )
     normalization_batches: int = Field(
         16, gt=0, description="batches used to estimate the scalar with E||x||^2 = 1"
+    )
+    b_dec_init: Literal["mean", "zero"] = Field(
+        "mean", description="start b_dec at the mean of the first batch, or at zero (Gemma Scope)"
     )
     seed: int = 0
     device: str = "auto"
@@ -86,7 +92,12 @@ class TrainConfig(BaseModel):
             "steps lr adam_betas adam_eps lr_warmup_steps lr_decay_steps sparsity_warmup_steps "
             "dead_after_tokens normalization_batches seed autocast_bf16"
         ).split()
-        return {k: v for k, v in self.model_dump(mode="json").items() if k in keep}
+        # Fields added later count only when set, so older checkpoints still resume.
+        later = ("lr_warmup", "b_dec_init")
+        dump = self.model_dump(mode="json")
+        out = {k: v for k, v in dump.items() if k in keep}
+        defaults = type(self).model_fields
+        return out | {k: dump[k] for k in later if dump[k] != defaults[k].default}
 
 
 class RunSpec(BaseModel):

@@ -1,8 +1,14 @@
-"""Training metrics: JSONL on disk, optionally mirrored to wandb when it is installed."""
+"""Training metrics: JSONL on disk, optionally mirrored to wandb when it is installed.
+
+Every line is strict JSON: non-finite floats (NaN, inf) are written as null, since `NaN` is not
+JSON and other readers reject it. A crash can cut the last line short; resuming drops lines that
+do not parse (with a warning) instead of failing.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,11 +30,7 @@ class MetricsLogger:
             path.parent.mkdir(parents=True, exist_ok=True)
             if resume_step is not None and path.exists():
                 # Lines written after the checkpoint we resume from would be duplicated.
-                kept = [
-                    line
-                    for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step
-                ]
+                kept = _lines_up_to(path, resume_step)
                 atomic_write_text(path, "".join(line + "\n" for line in kept))
                 self._fh = open(path, "a", encoding="utf-8")
             else:
@@ -37,7 +39,7 @@ class MetricsLogger:
 
     def log(self, record: dict[str, Any]) -> None:
         if self._fh is not None:
-            self._fh.write(json.dumps(record) + "\n")
+            self._fh.write(json.dumps(_finite(record), allow_nan=False) + "\n")
             self._fh.flush()
         if self._wandb is not None:
             run = record.get("run", "")
@@ -53,6 +55,40 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (null in JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _lines_up_to(path: Path, step: int) -> list[str]:
+    """The log's lines for steps <= `step`; lines that do not parse are dropped with a warning
+    (a crash mid-write truncates the last one)."""
+    kept, bad = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    if bad:
+        warnings.warn(
+            f"{path}: dropped {bad} unreadable line{'s' if bad > 1 else ''} (a crash cut the log "
+            "short); the resumed run rewrites those steps",
+            stacklevel=3,
+        )
+    return kept
 
 
 def _start_wandb(project: str, config: dict[str, Any] | None):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 from saeprobe.train.config import TrainConfig
 
 
 def lr_at(step: int, cfg: TrainConfig, base_lr: float) -> float:
-    """Linear warm-up from 0.1*lr, constant, then linear decay to 0 over the last decay steps."""
+    """Warm-up from 0.1*lr (linear, or cosine: 0.1 + 0.9 (1 - cos(pi t / T)) / 2), constant, then
+    linear decay to 0 over the last decay steps. A warm-up longer than the run is kept as given:
+    the rate never reaches lr."""
     scale = 1.0
     if cfg.lr_warmup_steps and step < cfg.lr_warmup_steps:
-        scale = 0.1 + 0.9 * step / cfg.lr_warmup_steps
+        t = step / cfg.lr_warmup_steps
+        if cfg.lr_warmup == "cosine":
+            t = (1 - math.cos(math.pi * t)) / 2
+        scale = 0.1 + 0.9 * t
     decay = cfg.decay_steps
     if decay and step >= cfg.steps - decay:
         scale = min(scale, (cfg.steps - step) / decay)

@@ -218,8 +218,8 @@ class Trainer:
     ) -> SAE:
         sae = create_sae(spec.sae, seed=int(torch.randint(0, 2**62, (1,), generator=gen)))
         if spec.init_from is None:
-            first = next(source.batches(0)).float() / scale
-            sae.init_from_data(first)
+            if self.cfg.b_dec_init == "mean":
+                sae.init_from_data(next(source.batches(0)).float() / scale)
             return sae
         load_into(sae, spec.init_from, scale, run=spec.name)
         n_reinit = round(spec.reinit_fraction * spec.sae.d_sae)
