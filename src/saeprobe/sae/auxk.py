@@ -37,9 +37,24 @@ def auxk_loss(
     dead_pre = pre.masked_fill(~dead_mask, float("-inf"))
     vals, idx = dead_pre.topk(k, dim=-1)
     aux_latents = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+    return normalised_auxk(residual, aux_latents @ W_dec)
+
+
+def normalised_auxk(residual: Tensor, e_hat: Tensor) -> Tensor:
     e = residual.detach().float()
-    e_hat = (aux_latents @ W_dec).float()
-    return (e - e_hat).pow(2).sum(-1).mean() / e.pow(2).sum(-1).mean().clamp_min(1e-12)
+    return (e - e_hat.float()).pow(2).sum(-1).mean() / e.pow(2).sum(-1).mean().clamp_min(1e-12)
+
+
+def auxk_count(sae, ctx) -> int:
+    """How many dead latents per row AuxK uses this step (0: the term does not apply)."""
+    if sae.cfg.aux_coefficient == 0 or ctx.dead_mask is None:
+        return 0
+    return min(sae.cfg.effective_aux_k, int(ctx.dead_mask.sum()))
+
+
+def add_auxk_term(sae, loss: Tensor, terms: dict, aux: Tensor) -> Tensor:
+    terms["auxk"] = aux.detach()
+    return loss + sae.cfg.aux_coefficient * aux
 
 
 def add_auxk(sae, loss: Tensor, terms: dict, pre: Tensor, residual: Tensor, ctx) -> Tensor:
@@ -49,5 +64,4 @@ def add_auxk(sae, loss: Tensor, terms: dict, pre: Tensor, residual: Tensor, ctx)
     aux = auxk_loss(pre, residual, sae.W_dec, ctx.dead_mask, sae.cfg.effective_aux_k)
     if aux is None:
         return loss
-    terms["auxk"] = aux.detach()
-    return loss + sae.cfg.aux_coefficient * aux
+    return add_auxk_term(sae, loss, terms, aux)

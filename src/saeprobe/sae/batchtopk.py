@@ -16,6 +16,8 @@ from torch import Tensor
 from saeprobe.sae.base import SAE, StepContext, TrainOutput
 from saeprobe.sae.jumprelu import JumpReLUConfig, JumpReLUSAE
 from saeprobe.sae.registry import register
+from saeprobe.sae.sparse_ops import batch_topk
+from saeprobe.sae.sparse_step import finish_sparse_topk_step, pre_dense, use_sparse
 from saeprobe.sae.topk import TopKConfig, TopKSAE, finish_topk_step
 
 
@@ -57,6 +59,14 @@ class BatchTopKSAE(TopKSAE):
         return torch.zeros_like(flat).scatter(0, idx, vals).view_as(z)
 
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
+        if use_sparse(self, x, self.cfg.k):
+            z = pre_dense(self, x)
+            support, vals = batch_topk(z, max(1, round(self.cfg.k * x.shape[0])))
+            self._update_threshold(vals)
+            return finish_sparse_topk_step(self, x, z, support, vals, ctx)
+        return self.dense_training_step(x, ctx)
+
+    def dense_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         z = self.pre_activation(x)
         f = self._select(torch.relu(z))
         self._update_threshold(f[f > 0])

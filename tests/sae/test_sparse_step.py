@@ -1,0 +1,119 @@
+"""The sparse training steps give the dense step's loss and gradients (exactness)."""
+
+import pytest
+import torch
+
+from saeprobe.sae import StepContext, create_sae
+from saeprobe.sae.sparse_ops import Support, batch_topk, positive_support, scatter_rows
+from tests.conftest import sae_config
+
+SPARSE = ["topk", "batchtopk", "jumprelu", "jumprelu_qf"]
+
+
+def _sae(variant, d_sae, **kw):
+    kw = {"k": 6, **kw} if variant in ("topk", "batchtopk") else kw
+    sae = create_sae(sae_config(variant, d_in=16, d_sae=d_sae, **kw), seed=0)
+    with torch.no_grad():
+        sae.b_dec.normal_(0, 0.1)
+        sae.b_enc.normal_(0, 0.05)
+    return sae
+
+
+def _sparse_jumprelu_state(sae, x):
+    """Thresholds at a per-latent quantile of z, so about 5 % of positions are active and
+    some fall inside the STE window on either side of theta."""
+    with torch.no_grad():
+        z = sae.pre_activation(x)
+        sae.threshold.copy_(z.quantile(0.95, dim=0).clamp_min(1e-3))
+
+
+def _step(sae, x, ctx, sparse):
+    sae.sparse_training = sparse
+    sae.zero_grad(set_to_none=True)
+    out = sae.training_step(x, ctx)
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in sae.named_parameters()}
+    return out, grads
+
+
+@pytest.mark.parametrize("variant", SPARSE)
+@pytest.mark.parametrize("d_sae", [256, 200])  # 200: no strided groups (not a multiple of 16)
+@pytest.mark.parametrize("dead", [False, True])
+@pytest.mark.parametrize("pre_bias", [True, False])
+def test_sparse_step_matches_dense(variant, d_sae, dead, pre_bias):
+    torch.manual_seed(1)
+    kw = {"bandwidth": 0.05} if variant.startswith("jumprelu") else {}
+    sae = _sae(variant, d_sae, apply_b_dec_to_input=pre_bias, **kw)
+    x = torch.randn(64, 16)
+    if variant.startswith("jumprelu"):
+        _sparse_jumprelu_state(sae, x)
+        assert sae._sparse_training_step(x, StepContext()) is not None  # not the dense fallback
+    mask = None
+    if dead:  # a third of the latents, some of which are active on this batch (overlap)
+        mask = torch.zeros(d_sae, dtype=torch.bool)
+        mask[::3] = True
+    ctx = StepContext(0.7, mask)
+    theta0 = sae.threshold.clone() if variant == "batchtopk" else None
+    dense, g_dense = _step(sae, x, ctx, sparse=False)
+    if theta0 is not None:
+        sae.threshold.copy_(theta0)  # both steps update the running threshold once
+    sparse, g_sparse = _step(sae, x, ctx, sparse=True)
+    assert torch.allclose(sparse.loss, dense.loss, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(sparse.sq_error, dense.sq_error, rtol=1e-5)
+    assert torch.equal(sparse.fire_counts.long(), dense.fire_counts.long())
+    assert sparse.terms.keys() == dense.terms.keys()
+    for key in dense.terms:
+        assert torch.allclose(sparse.terms[key], dense.terms[key], rtol=1e-5, atol=1e-7), key
+    for name, g in g_dense.items():
+        assert torch.allclose(g_sparse[name], g, rtol=1e-4, atol=1e-6), name
+    if variant.startswith("jumprelu"):
+        assert g_dense["threshold"].abs().sum() > 0  # the STE window was exercised
+
+
+def test_jumprelu_falls_back_to_dense_when_most_latents_fire():
+    sae = _sae("jumprelu", 256)  # threshold 0.001: about half the latents are active
+    x = torch.randn(32, 16)
+    assert sae._sparse_training_step(x, StepContext()) is None
+    out = sae.training_step(x, StepContext())
+    assert float(out.fire_counts.sum()) > 0.3 * 32 * 256
+
+
+def test_batch_topk_selects_the_global_largest_with_saturated_rows():
+    z = torch.randn(16, 128)
+    z[3] += 10  # one row holds most of the top entries: the per-row cap must grow
+    support, vals = batch_topk(z, 40)
+    flat = torch.relu(z).flatten()
+    expect = flat.topk(40).indices
+    got = support.rows * 128 + support.cols
+    assert torch.equal(got.sort().values, expect.sort().values)
+    assert torch.equal(vals, z[support.rows, support.cols])
+    assert bool((support.rows[1:] >= support.rows[:-1]).all())
+
+
+def test_positive_support_is_row_major_and_complete():
+    u = torch.randn(8, 64) - 1.5
+    support, vals = positive_support(u)
+    rows, cols = (u > 0).nonzero(as_tuple=True)
+    assert torch.equal(
+        (support.rows * 64 + support.cols).sort().values, (rows * 64 + cols).sort().values
+    )
+    assert bool((support.rows[1:] >= support.rows[:-1]).all())
+    assert torch.equal(vals, u[support.rows, support.cols])
+    assert torch.equal(support.offsets, torch.searchsorted(rows, torch.arange(8)))
+
+
+def test_scatter_rows_sums_duplicates():
+    rows = torch.tensor([0, 0, 1, 2, 2, 2])
+    cols = torch.tensor([3, 3, 0, 1, 3, 1])
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    X = torch.randn(3, 5)
+    expect = torch.zeros(4, 5).index_add_(0, cols, w[:, None] * X[rows])
+    assert torch.allclose(scatter_rows(cols, rows, w, X, 4), expect)
+
+
+def test_empty_support_decodes_to_zero():
+    from saeprobe.sae.sparse_ops import decode
+
+    empty = Support(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 3)
+    out = decode(torch.zeros(0), empty, torch.randn(10, 4))
+    assert out.shape == (3, 4) and not out.any()
