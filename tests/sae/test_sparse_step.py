@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from saeprobe.sae import StepContext, create_sae
-from saeprobe.sae.sparse_ops import Support, batch_topk, positive_support, scatter_rows
+from saeprobe.sae.sparse_ops import (
+    Support,
+    batch_topk,
+    positive_support,
+    sampled_dots,
+    scatter_rows,
+)
 from tests.conftest import sae_config
 
 SPARSE = ["topk", "batchtopk", "jumprelu", "jumprelu_qf"]
@@ -38,7 +44,9 @@ def _step(sae, x, ctx, sparse):
 
 @pytest.mark.parametrize("variant", SPARSE)
 @pytest.mark.parametrize("d_sae", [256, 200])  # 200: no strided groups (not a multiple of 16)
-@pytest.mark.parametrize("dead", [False, True])
+# AuxK on a third of the latents (a dense block of dead columns) or on nearly all of them (sparse
+# positions, many of which are also active on this batch, so positions repeat).
+@pytest.mark.parametrize("dead", ["none", "block", "sparse"])
 @pytest.mark.parametrize("pre_bias", [True, False])
 def test_sparse_step_matches_dense(variant, d_sae, dead, pre_bias):
     torch.manual_seed(1)
@@ -49,9 +57,11 @@ def test_sparse_step_matches_dense(variant, d_sae, dead, pre_bias):
         _sparse_jumprelu_state(sae, x)
         assert sae._sparse_training_step(x, StepContext()) is not None  # not the dense fallback
     mask = None
-    if dead:  # a third of the latents, some of which are active on this batch (overlap)
+    if dead != "none":
         mask = torch.zeros(d_sae, dtype=torch.bool)
         mask[::3] = True
+        if dead == "sparse":
+            mask[4:] = True
     ctx = StepContext(0.7, mask)
     theta0 = sae.threshold.clone() if variant == "batchtopk" else None
     dense, g_dense = _step(sae, x, ctx, sparse=False)
@@ -108,12 +118,20 @@ def test_scatter_rows_sums_duplicates():
     w = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     X = torch.randn(3, 5)
     expect = torch.zeros(4, 5).index_add_(0, cols, w[:, None] * X[rows])
-    assert torch.allclose(scatter_rows(cols, rows, w, X, 4), expect)
+    assert torch.allclose(scatter_rows(Support(rows, cols, 3, 4), w, X), expect)
+
+
+def test_sampled_dots_with_unsorted_columns():
+    idx = torch.tensor([[5, 1, 3], [0, 7, 2]])  # top-k order, not sorted within a row
+    support = Support.fixed(idx, 8)
+    A, B = torch.randn(2, 4), torch.randn(8, 4)
+    expect = (A[support.rows] * B[support.cols]).sum(-1)
+    assert torch.allclose(sampled_dots(support, A, B), expect, atol=1e-6)
 
 
 def test_empty_support_decodes_to_zero():
     from saeprobe.sae.sparse_ops import decode
 
-    empty = Support(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 3)
+    empty = Support(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 3, 10)
     out = decode(torch.zeros(0), empty, torch.randn(10, 4))
     assert out.shape == (3, 4) and not out.any()

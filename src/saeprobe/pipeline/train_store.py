@@ -14,6 +14,7 @@ from saeprobe.io_utils import atomic_write_json
 from saeprobe.pipeline.evaluate import reconstruction_metrics
 from saeprobe.sae.config import SAEConfig, build_config
 from saeprobe.sae.registry import get_architecture, make_config
+from saeprobe.train import distributed
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.finetune import with_inherited
 from saeprobe.train.trainer import Trainer, resolve_device
@@ -64,7 +65,16 @@ def _train_config(cfg: StoreTrainConfig, steps_per_epoch: int) -> TrainConfig:
     return build_config(TrainConfig, train, what="training settings")
 
 
-def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, Any]:
+def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, Any] | None:
+    """Train, save and summarise one SAE. Under torchrun every rank trains on its slice of each
+    batch and rank 0 writes the outputs; the other ranks return None."""
+    try:
+        return _train_from_store(cfg, resume)
+    finally:
+        distributed.ranks.teardown()
+
+
+def _train_from_store(cfg: StoreTrainConfig, resume: bool) -> dict[str, Any] | None:
     t0 = time.perf_counter()
     get_architecture(cfg.architecture)
     store = ActivationStore(cfg.acts, verify=cfg.verify)
@@ -83,6 +93,8 @@ def train_from_store(cfg: StoreTrainConfig, resume: bool = False) -> dict[str, A
         reinit_fraction=cfg.reinit_fraction,
     )
     result = Trainer(train_cfg, [spec]).fit(source, resume=resume)
+    if not distributed.is_main():
+        return None
     sae = result.export(spec.name)
     manifest = store.manifest
     meta = {

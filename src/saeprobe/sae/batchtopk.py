@@ -7,9 +7,11 @@ threshold statistic is kept in float64 because bf16/fp32 rounding otherwise free
 
 from __future__ import annotations
 
+from math import inf
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from pydantic import Field
 from torch import Tensor
 
@@ -75,9 +77,13 @@ class BatchTopKSAE(TopKSAE):
     @torch.no_grad()
     def _update_threshold(self, selected: Tensor) -> None:
         positive = selected[selected > 0]
-        if positive.numel() == 0:
+        estimate = positive.min().double() if positive.numel() else self.threshold.new_tensor(inf)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Data-parallel training: the smallest selected activation over all ranks' rows, so
+            # every rank keeps the same threshold.
+            dist.all_reduce(estimate, op=dist.ReduceOp.MIN)
+        if not torch.isfinite(estimate):
             return
-        estimate = positive.min().double()
         if self.threshold < 0:
             self.threshold.copy_(estimate)
         else:

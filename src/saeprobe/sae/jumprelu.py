@@ -29,7 +29,7 @@ from saeprobe.sae.sparse_ops import decode, positive_support
 from saeprobe.sae.sparse_step import (
     DENSE_FRACTION,
     add_sparse_auxk,
-    aux_positions,
+    aux_candidates,
     pre_dense,
     sparse_encoder,
 )
@@ -136,17 +136,15 @@ class JumpReLUSAE(LinearEncoderSAE):
         support, u_vals = positive_support(u)
         if support.nnz > DENSE_FRACTION * x.shape[0] * m:
             return None
-        aux = aux_positions(self, u, ctx, offset=low)
-        z, aux_pre, aux_support = sparse_encoder(
-            self, x, support, u_vals.float() + low[support.cols], aux
-        )
+        aux = aux_candidates(self, u, ctx, offset=low)
+        z, aux_pre = sparse_encoder(self, x, support, u_vals.float() + low[support.cols], aux)
         # Inactive positions in the window carry f = 0 but still pass dL/df to theta.
         f, fired = jumprelu_and_step(z, self.threshold[support.cols], eps)
         x_hat = decode(f, support, self.W_dec) + self.b_dec
         mse, sq_error = reconstruction_error(x, x_hat)
         omega = fired.new_zeros(m).index_add(0, support.cols, fired) / x.shape[0]
         loss, terms = self._penalised(mse, omega, ctx)
-        loss = add_sparse_auxk(self, loss, terms, aux_pre, aux_support, x - x_hat)
+        loss = add_sparse_auxk(self, loss, terms, aux, aux_pre, x - x_hat)
         counts = fired.new_zeros(m).index_add_(0, support.cols, fired.detach())
         return TrainOutput(loss=loss, fire_counts=counts, sq_error=sq_error, terms=terms)
 

@@ -1,29 +1,26 @@
 """Plumbing shared by the sparse training steps of TopK, BatchTopK and JumpReLU.
 
 Each architecture selects its support from the dense pre-activations (no autograd), then calls
-`sparse_encoder` for differentiable pre-activations at the support (and at the AuxK positions),
-and decodes with `sparse_ops.decode`. Each keeps its dense step as the reference the tests compare
-against; `sae.sparse_training = False` selects it.
+`sparse_encoder` for differentiable pre-activations at the support (and at the AuxK candidates),
+and decodes with `sparse_ops.decode`. Each keeps its dense step as the reference the tests
+compare against; `sae.sparse_training = False` selects it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from saeprobe.sae.auxk import add_auxk_term, auxk_count, normalised_auxk
 from saeprobe.sae.base import StepContext, TrainOutput, reconstruction_error
-from saeprobe.sae.sparse_ops import (
-    Support,
-    dead_topk,
-    decode,
-    dense_pre,
-    fire_counts,
-    sparse_pre,
-)
+from saeprobe.sae.sparse_ops import Support, decode, dense_pre, fire_counts, sparse_pre
 
 # Above this fraction of active positions the dense step is cheaper than gathering.
 DENSE_FRACTION = 1 / 8
+# AuxK treats the dead columns as one dense block when k_aux is at least this fraction of them.
+AUX_BLOCK_DENSITY = 1 / 16
 
 
 def use_sparse(sae, x: Tensor, mean_active: float) -> bool:
@@ -42,37 +39,63 @@ def pre_dense(sae, x: Tensor, bias: Tensor | None = None) -> Tensor:
         return dense_pre(sae.encoder_input(x), sae.W_enc, b)
 
 
-def sparse_encoder(
-    sae, x: Tensor, support: Support, values: Tensor, aux: tuple[Tensor, Tensor] | None
-) -> tuple[Tensor, Tensor | None, Support | None]:
-    """float32 pre-activations at `support` (and at the AuxK positions `aux` = (values, cols),
-    each [rows, k_aux]) whose backward writes the encoder gradients of those positions only."""
-    b_dec = sae.b_dec if sae.cfg.apply_b_dec_to_input else None
-    rows, cols, vals = support.rows, support.cols, values.float()
-    aux_support = None
-    if aux is not None:
-        aux_support = Support.fixed(aux[1])
-        rows = torch.cat([rows, aux_support.rows])
-        cols = torch.cat([cols, aux_support.cols])
-        vals = torch.cat([vals, aux[0].float().reshape(-1)])
-    pre = sparse_pre(vals, x, b_dec, sae.W_enc, sae.b_enc, rows, cols)
-    if aux is None:
-        return pre, None, None
-    return pre[: support.nnz], pre[support.nnz :], aux_support
+@dataclass
+class AuxCandidates:
+    """AuxK's inputs among the dead latents: either the whole dead block (`values` [rows,
+    n_dead], top-k taken in the loss) or the top-k positions already chosen (`support`)."""
+
+    k: int
+    dead: Tensor  # int64 column ids of the dead latents
+    values: Tensor  # [rows, n_dead] or [nnz]
+    support: Support | None = None
 
 
-def aux_positions(sae, z: Tensor, ctx: StepContext, offset: Tensor | None = None):
-    """AuxK's (values, cols) among the dead latents, or None when the term does not apply."""
-    k_aux = auxk_count(sae, ctx)
-    if not k_aux:
+@torch.no_grad()
+def aux_candidates(sae, z: Tensor, ctx: StepContext, offset: Tensor | None = None):
+    """The dead latents' pre-activations (`z` + `offset`), or None when AuxK does not apply."""
+    k = auxk_count(sae, ctx)
+    if not k:
         return None
-    return dead_topk(z, ctx.dead_mask, k_aux, offset)
+    dead = ctx.dead_mask.nonzero().squeeze(1)
+    zd = z.index_select(1, dead).float()
+    if offset is not None:
+        zd += offset[dead]
+    if k >= AUX_BLOCK_DENSITY * dead.numel():
+        return AuxCandidates(k, dead, zd)
+    vals, j = zd.topk(k, dim=-1, sorted=False)
+    return AuxCandidates(k, dead, vals.reshape(-1), Support.fixed(dead[j], sae.cfg.d_sae))
 
 
-def add_sparse_auxk(sae, loss: Tensor, terms: dict, aux_pre, aux_support, residual) -> Tensor:
-    if aux_pre is None:
+def sparse_encoder(sae, x: Tensor, support: Support, values: Tensor, aux: AuxCandidates | None):
+    """float32 pre-activations at `support`, and at the AuxK candidates, whose backward writes
+    the encoder gradients of those positions only."""
+    b_dec = sae.b_dec if sae.cfg.apply_b_dec_to_input else None
+    args = (x, b_dec, sae.W_enc, sae.b_enc)
+    if aux is None:
+        return sparse_pre(values.float(), *args, support), None
+    if aux.support is None:
+        pre, block = sparse_pre(values.float(), *args, support, aux.values, aux.dead)
+        return pre, block
+    both = Support(
+        torch.cat([support.rows, aux.support.rows]),
+        torch.cat([support.cols, aux.support.cols]),
+        support.n_rows,
+        support.n_cols,
+    )
+    pre = sparse_pre(torch.cat([values.float(), aux.values]), *args, both)
+    return pre[: support.nnz], pre[support.nnz :]
+
+
+def add_sparse_auxk(sae, loss: Tensor, terms: dict, aux, aux_pre, residual: Tensor) -> Tensor:
+    """`loss` plus the AuxK term from the candidates' pre-activations `aux_pre`."""
+    if aux is None:
         return loss
-    e_hat = decode(torch.relu(aux_pre), aux_support, sae.W_dec)
+    if aux.support is not None:
+        e_hat = decode(torch.relu(aux_pre), aux.support, sae.W_dec)
+    else:
+        _, j = aux_pre.detach().topk(aux.k, dim=-1, sorted=False)
+        latents = torch.zeros_like(aux_pre).scatter(1, j, torch.relu(aux_pre.gather(1, j)))
+        e_hat = latents @ sae.W_dec.index_select(0, aux.dead)
     return add_auxk_term(sae, loss, terms, normalised_auxk(residual, e_hat))
 
 
@@ -80,12 +103,12 @@ def finish_sparse_topk_step(
     sae, x: Tensor, z: Tensor, support: Support, values: Tensor, ctx: StepContext
 ) -> TrainOutput:
     """Reconstruction + AuxK for TopK and BatchTopK, from the selected support."""
-    aux = aux_positions(sae, z, ctx)
-    pre, aux_pre, aux_support = sparse_encoder(sae, x, support, values, aux)
+    aux = aux_candidates(sae, z, ctx)
+    pre, aux_pre = sparse_encoder(sae, x, support, values, aux)
     f = torch.relu(pre)
     x_hat = decode(f, support, sae.W_dec) + sae.b_dec
     mse, sq_error = reconstruction_error(x, x_hat)
     terms = {"mse": mse.detach()}
-    loss = add_sparse_auxk(sae, mse, terms, aux_pre, aux_support, x - x_hat)
+    loss = add_sparse_auxk(sae, mse, terms, aux, aux_pre, x - x_hat)
     counts = fire_counts(support.cols, f.detach() > 0, sae.cfg.d_sae)
     return TrainOutput(loss=loss, fire_counts=counts, sq_error=sq_error, terms=terms)

@@ -54,7 +54,9 @@ class TopKSAE(LinearEncoderSAE):
         if use_sparse(self, x, self.cfg.k):
             z = pre_dense(self, x)
             vals, idx = row_topk(z, self.cfg.k)
-            return finish_sparse_topk_step(self, x, z, Support.fixed(idx), vals.reshape(-1), ctx)
+            return finish_sparse_topk_step(
+                self, x, z, Support.fixed(idx, self.cfg.d_sae), vals.reshape(-1), ctx
+            )
         return self.dense_training_step(x, ctx)
 
     def dense_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:

@@ -34,6 +34,7 @@ from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
 from saeprobe.sweep.outputs import write_outputs
 from saeprobe.sweep.rollouts import ensure_rollouts, rollouts_name
 from saeprobe.sweep.stores import ensure_store
+from saeprobe.train import distributed
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.trainer import Trainer, resolve_device, snapshot_path
 
@@ -93,10 +94,22 @@ def run_sweep(
     progress: bool = True,
     log: Callable[[str], None] = _stderr,
 ) -> list[dict[str, Any]]:
-    out = Path(out)
+    """Train, evaluate and tabulate every phase. Under torchrun all ranks train (data-parallel)
+    and rank 0 alone evaluates and writes; the others wait for it after each phase."""
+    try:
+        return _run_sweep(cfg, Path(out), progress, log)
+    finally:
+        distributed.ranks.teardown()
+
+
+def _run_sweep(cfg: SweepConfig, out: Path, progress: bool, log) -> list[dict[str, Any]]:
     plans = plan_runs(cfg)
     layout = SweepLayout(out)
-    _claim(out, cfg)
+    distributed.world()  # under torchrun: one process group for the whole sweep
+    main = distributed.is_main()
+    if main:
+        _claim(out, cfg)
+    distributed.barrier()
     timings: dict[str, float] = {}
     for phase in cfg.phases:
         phase_plans = [p for p in plans if p.phase == phase.name]
@@ -110,6 +123,9 @@ def run_sweep(
             timings[phase.name] = _train_phase(
                 cfg, phase, phase_plans, store, train_rows, layout, progress
             )
+        if not main:
+            distributed.barrier()  # rank 0 evaluates this phase
+            continue
         eval_name = phase.eval_store or phase.store
         if eval_name != phase.store:
             eval_store = _open_store(cfg, eval_name, progress, log)
@@ -122,6 +138,9 @@ def run_sweep(
             f"of store {eval_name!r}"
         )
         _evaluate_phase(cfg, phase, phase_plans, eval_store, eval_rows, layout)
+        distributed.barrier()
+    if not main:
+        return []
     rows = [json.loads(layout.eval(p.name).read_text(encoding="utf-8")) for p in plans]
     frequencies = {p.name: np.load(layout.frequencies(p.name)) for p in plans}
     write_outputs(out, cfg, rows, frequencies, timings)
@@ -198,7 +217,7 @@ def _train_phase(cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, p
         "chat": store.manifest.chat,
         "phase": phase.name,
     }
-    for p in plans:
+    for p in plans if distributed.is_main() else []:
         result.save(p.name, layout.sae(p.name), metadata=meta | {"init_from": p.init_from})
     return round(result.seconds, 2)
 
