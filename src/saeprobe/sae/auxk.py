@@ -9,6 +9,7 @@ Dividing by ||e||^2 makes the term scale-free, so one coefficient (1/32) works a
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from pydantic import BaseModel, Field
 from torch import Tensor
 
@@ -42,7 +43,13 @@ def auxk_loss(
 
 def normalised_auxk(residual: Tensor, e_hat: Tensor) -> Tensor:
     e = residual.detach().float()
-    return (e - e_hat.float()).pow(2).sum(-1).mean() / e.pow(2).sum(-1).mean().clamp_min(1e-12)
+    scale = e.pow(2).sum(-1).mean()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        # Data-parallel training: the whole batch's ||e||^2, so that the ranks' averaged
+        # gradients are those of the single-process loss.
+        dist.all_reduce(scale)
+        scale = scale / dist.get_world_size()
+    return (e - e_hat.float()).pow(2).sum(-1).mean() / scale.clamp_min(1e-12)
 
 
 def auxk_count(sae, ctx) -> int:
