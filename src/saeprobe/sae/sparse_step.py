@@ -15,7 +15,7 @@ from torch import Tensor
 
 from saeprobe.sae.auxk import add_auxk_term, auxk_count, normalised_auxk
 from saeprobe.sae.base import StepContext, TrainOutput, reconstruction_error
-from saeprobe.sae.sparse_ops import Support, decode, dense_pre, fire_counts, sparse_pre
+from saeprobe.sae.sparse_ops import Support, decode, dense_pre, fire_counts, row_topk, sparse_pre
 
 # Above this fraction of active positions the dense step is cheaper than gathering.
 DENSE_FRACTION = 1 / 8
@@ -93,7 +93,7 @@ def add_sparse_auxk(sae, loss: Tensor, terms: dict, aux, aux_pre, residual: Tens
     if aux.support is not None:
         e_hat = decode(torch.relu(aux_pre), aux.support, sae.W_dec)
     else:
-        _, j = aux_pre.detach().topk(aux.k, dim=-1, sorted=False)
+        _, j = row_topk(aux_pre.detach(), aux.k)
         latents = torch.zeros_like(aux_pre).scatter(1, j, torch.relu(aux_pre.gather(1, j)))
         e_hat = latents @ sae.W_dec.index_select(0, aux.dead)
     return add_auxk_term(sae, loss, terms, normalised_auxk(residual, e_hat))
