@@ -13,7 +13,7 @@ from saeprobe.sae.sparse_ops import (
 )
 from tests.conftest import sae_config
 
-SPARSE = ["topk", "batchtopk", "jumprelu", "jumprelu_qf"]
+SPARSE = ["topk", "batchtopk", "jumprelu", "jumprelu_qf", "relu", "gated"]
 
 
 def _sae(variant, d_sae, **kw):
@@ -21,16 +21,24 @@ def _sae(variant, d_sae, **kw):
     sae = create_sae(sae_config(variant, d_in=16, d_sae=d_sae, **kw), seed=0)
     with torch.no_grad():
         sae.b_dec.normal_(0, 0.1)
-        sae.b_enc.normal_(0, 0.05)
+        (sae.b_enc if hasattr(sae, "b_enc") else sae.b_gate).normal_(0, 0.05)
     return sae
 
 
-def _sparse_jumprelu_state(sae, x):
-    """Thresholds at a per-latent quantile of z, so about 5 % of positions are active and
-    some fall inside the STE window on either side of theta."""
+def _sparse_state(sae, x):
+    """A trained-looking state with about 5 % of positions active: JumpReLU thresholds at a
+    per-latent quantile of z (some positions fall inside the STE window on either side of
+    theta); ReLU and Gated biases lowered to that quantile."""
     with torch.no_grad():
-        z = sae.pre_activation(x)
-        sae.threshold.copy_(z.quantile(0.95, dim=0).clamp_min(1e-3))
+        if sae.architecture == "jumprelu":
+            z = sae.pre_activation(x)
+            sae.threshold.copy_(z.quantile(0.95, dim=0).clamp_min(1e-3))
+        elif sae.architecture == "relu":
+            sae.b_enc.sub_(sae.pre_activation(x).quantile(0.95, dim=0))
+        elif sae.architecture == "gated":
+            sae.r_mag.uniform_(-0.5, 0.5)
+            sae.b_mag.normal_(0, 0.05)
+            sae.b_gate.sub_(sae._pre_activations(x)[0].quantile(0.95, dim=0))
 
 
 def _step(sae, x, ctx, sparse):
@@ -51,10 +59,12 @@ def _step(sae, x, ctx, sparse):
 def test_sparse_step_matches_dense(variant, d_sae, dead, pre_bias):
     torch.manual_seed(1)
     kw = {"bandwidth": 0.05} if variant.startswith("jumprelu") else {}
+    if variant in ("relu", "gated"):
+        kw["aux_coefficient"] = 1 / 32  # off by default for these
     sae = _sae(variant, d_sae, apply_b_dec_to_input=pre_bias, **kw)
     x = torch.randn(64, 16)
-    if variant.startswith("jumprelu"):
-        _sparse_jumprelu_state(sae, x)
+    _sparse_state(sae, x)
+    if hasattr(sae, "_sparse_training_step"):
         assert sae._sparse_training_step(x, StepContext()) is not None  # not the dense fallback
     mask = None
     if dead != "none":
@@ -78,6 +88,12 @@ def test_sparse_step_matches_dense(variant, d_sae, dead, pre_bias):
         assert torch.allclose(g_sparse[name], g, rtol=1e-4, atol=1e-6), name
     if variant.startswith("jumprelu"):
         assert g_dense["threshold"].abs().sum() > 0  # the STE window was exercised
+
+
+@pytest.mark.parametrize("variant", ["relu", "gated"])
+def test_relu_and_gated_stay_dense_while_most_latents_fire(variant):
+    sae = _sae(variant, 256)  # at initialisation about half the pre-activations are positive
+    assert sae._sparse_training_step(torch.randn(32, 16), StepContext()) is None
 
 
 def test_jumprelu_falls_back_to_dense_when_most_latents_fire():

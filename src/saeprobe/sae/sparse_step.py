@@ -66,11 +66,13 @@ def aux_candidates(sae, z: Tensor, ctx: StepContext, offset: Tensor | None = Non
     return AuxCandidates(k, dead, vals.reshape(-1), Support.fixed(dead[j], sae.cfg.d_sae))
 
 
-def sparse_encoder(sae, x: Tensor, support: Support, values: Tensor, aux: AuxCandidates | None):
+def sparse_encoder(
+    sae, x: Tensor, support: Support, values: Tensor, aux: AuxCandidates | None, bias=None
+):
     """float32 pre-activations at `support`, and at the AuxK candidates, whose backward writes
-    the encoder gradients of those positions only."""
+    the encoder gradients (W_enc, b_dec and `bias`, default b_enc) of those positions only."""
     b_dec = sae.b_dec if sae.cfg.apply_b_dec_to_input else None
-    args = (x, b_dec, sae.W_enc, sae.b_enc)
+    args = (x, b_dec, sae.W_enc, sae.b_enc if bias is None else bias)
     if aux is None:
         return sparse_pre(values.float(), *args, support), None
     if aux.support is None:
