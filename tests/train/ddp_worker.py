@@ -1,4 +1,5 @@
-"""Run under torchrun by test_distributed.py: several SAEs trained data-parallel on a store.
+"""Run under torchrun by test_distributed.py: TopK, JumpReLU and BatchTopK SAEs trained
+data-parallel on a store.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 ddp_worker.py STORE OUT MODE
 
@@ -35,6 +36,7 @@ def config(out: Path) -> tuple[TrainConfig, list[RunSpec]]:
     runs = [
         RunSpec(name="topk", sae={"architecture": "topk", "k": 4, **sae}),
         RunSpec(name="jumprelu", sae={"architecture": "jumprelu", "bandwidth": 0.05, **sae}),
+        RunSpec(name="batchtopk", sae={"architecture": "batchtopk", "k": 4, **sae}),
     ]
     return cfg, runs
 

@@ -53,8 +53,9 @@ def test_torchrun_cli_train_matches_single_process(store, tmp_path):
 
 
 def test_torchrun_kill_and_resume_ends_with_the_same_weights(store, tmp_path):
-    """Killed after its step-4 checkpoint and resumed under torchrun, a 2-rank run of a TopK and
-    a JumpReLU SAE (with AuxK on dying latents) ends where one uninterrupted process does."""
+    """Killed after its step-4 checkpoint and resumed under torchrun, a 2-rank run of TopK,
+    JumpReLU and BatchTopK SAEs (AuxK on dying latents; BatchTopK selecting over the whole
+    batch) ends where one uninterrupted process does."""
     out = tmp_path / "ddp"
     out.mkdir()
     killed = torchrun(WORKER, store, out, "kill")

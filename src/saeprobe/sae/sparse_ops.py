@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -140,6 +141,10 @@ def positive_support(u: Tensor, group: int = 16) -> tuple[Support, Tensor]:
     return Support(flat // m, flat % m, n, m), vals[hit]
 
 
+def _data_parallel() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 @torch.no_grad()
 def batch_topk(z: Tensor, total: int) -> tuple[Support, Tensor]:
     """The `total` largest positive entries of the whole matrix, row-major, and their values.
@@ -147,20 +152,35 @@ def batch_topk(z: Tensor, total: int) -> tuple[Support, Tensor]:
     Exact: every row contributes at most its `cap` largest entries, so a global top-`total` over
     the rows' candidates is the global top-`total` unless some row had all its candidates
     selected (then it might have more); `cap` doubles until no row is saturated.
+
+    Under data-parallel training `z` is this rank's slice of the batch and the selection is over
+    the whole batch: the ranks share their candidates' values to find one threshold (ties at it
+    are all kept), so each rank selects what one process reading the whole batch would.
     """
     n, m = z.shape
+    world = dist.get_world_size() if _data_parallel() else 1
     total = min(total, n * m)
     cap = min(m, max(8, 4 * math.ceil(total / n)))
     while True:
         vals, idx = row_topk(z, cap)
         flat = vals.float().reshape(-1)
-        tau = torch.kthvalue(flat, flat.numel() - total + 1).values
-        keep = flat > tau
-        # Ties at tau: keep just enough of them (the dense top-k breaks ties arbitrarily too).
-        ties = flat == tau
-        keep |= ties & (ties.cumsum(0) <= total - keep.sum())
+        if world == 1:
+            tau = torch.kthvalue(flat, flat.numel() - total + 1).values
+            keep = flat > tau
+            # Ties at tau: keep just enough of them (the dense top-k breaks ties arbitrarily).
+            ties = flat == tau
+            keep |= ties & (ties.cumsum(0) <= total - keep.sum())
+        else:
+            every = [torch.empty_like(flat) for _ in range(world)]
+            dist.all_gather(every, flat)
+            pooled = torch.cat(every)
+            tau = torch.kthvalue(pooled, pooled.numel() - total * world + 1).values
+            keep = flat >= tau
         keep = keep.view(n, cap)
-        if cap == m or not bool(keep.all(dim=1).any()):
+        saturated = torch.tensor(float(cap < m and bool(keep.all(dim=1).any())))
+        if world > 1:
+            dist.all_reduce(saturated, op=dist.ReduceOp.MAX)
+        if not saturated:
             break
         cap = min(m, 2 * cap)
     keep &= vals > 0  # relu: zeros select nothing
