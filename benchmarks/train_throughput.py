@@ -367,7 +367,7 @@ def main() -> None:
     if args.quick and args.repeats == 5:
         args.repeats = 3
     if args.quality_steps is None:
-        args.quality_steps = 100 if args.quick else 300
+        args.quality_steps = 50 if args.quick else 300
     rss = (not args.quick) if args.rss is None else args.rss
     for impl in list(args.impls):
         if not sae_impls.available(impl):

@@ -67,10 +67,11 @@ class RankSlice:
             yield batch[lo:hi]
 
 
-def shard(source, batch_size: int):
+def shard(source):
     """`source` as this rank sees it: itself with one process, its slice under torchrun."""
     if not active():
         return source
+    batch_size = getattr(source, "batch_size", None) or next(source.batches(0)).shape[0]
     return RankSlice(source, dist.get_rank(), dist.get_world_size(), batch_size)
 
 

@@ -119,7 +119,7 @@ class Trainer:
         runs = [
             self._build_run(i, s, scale, device, source, ckpt) for i, s in enumerate(self.specs)
         ]
-        local = distributed.shard(source, getattr(source, "batch_size", 0) or _rows(source))
+        local = distributed.shard(source)
         main = distributed.is_main()
         logger = MetricsLogger(
             cfg.metrics_path if main else None,
@@ -425,10 +425,6 @@ def _average_over_ranks(sums: dict[str, Tensor]) -> None:
     total = distributed.global_sum(torch.stack([torch.as_tensor(sums[k]).double() for k in keys]))
     world = torch.distributed.get_world_size()
     sums.update({k: v / world for k, v in zip(keys, total, strict=True)})
-
-
-def _rows(source: BatchSource) -> int:
-    return next(source.batches(0)).shape[0]
 
 
 def _optimizer_state(sae: SAE, optimizer: torch.optim.Adam) -> dict[str, dict[str, Tensor]]:
