@@ -354,6 +354,7 @@ def main() -> None:
     p.add_argument("--quality-steps", type=int, default=None, help="[300; --quick: 100; 0: off]")
     p.add_argument("--quality-width-factor", type=int, default=8)
     p.add_argument("--threads", type=int, help="torch threads [torch's default: the cores]")
+    p.add_argument("--no-throughput", action="store_true", help="only the quality check")
     p.add_argument("--json", type=Path, help="write the records here")
     p.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -383,14 +384,14 @@ def main() -> None:
         f"{saeprobe.__version__}, batch {args.batch}, k {args.k}, repeats {args.repeats}"
     )
     store = _store(args) if args.quality_steps else None
-    records, gemm = throughput(args, store)
+    records, gemm = ([], {}) if args.no_throughput else throughput(args, store)
     for line in targets(records):
         print(line)
-    if rss:
+    if rss and records:
         peak_rss(args, records)
     qual = quality(args, store) if args.quality_steps else []
     if args.json:
-        main_shape = MAIN if any(k[:2] == MAIN for k in gemm) else next(iter(gemm))[:2]
+        main_shape = MAIN if any(k[:2] == MAIN for k in gemm) else next(iter(gemm), MAIN)[:2]
         doc = {
             "records": records,
             "gemm_gflops_fp32": round(gemm.get((*main_shape, "fp32"), float("nan")), 1),
