@@ -252,6 +252,10 @@ class Trainer:
         """One step of every run on batch `x`. Under torchrun a run's gradient all-reduce is in
         flight while the next run computes its forward and backward."""
         total_var = (x - x.mean(0)).pow(2).sum()
+        if not distributed.active():
+            for run in runs:
+                self._train_step(run, x, step, total_var)
+            return
         pending = None
         for run in runs:
             out = self._backward(run, x, step)
