@@ -11,8 +11,8 @@ dense step; "frac" = (5-GEMM time) / (step time), above 1 when a sparse step bea
 thresholds are placed where L0 is about k (a trained state; at init half the latents fire).
 
 Peak RSS. One subprocess per implementation builds each configuration in turn and reports the
-process's peak RSS while building and training it (VmHWM, reset before each configuration), and
-that peak minus the process's RSS before the SAE existed.
+process's peak RSS over 3 training steps (VmHWM, reset once the SAE is built), and that peak
+minus the process's RSS before the SAE existed (model, optimizer state and step temporaries).
 
 Quality. Each implementation trains the same number of steps on the same batches of a real
 activation store (MiniLM layer 3 by default; harvested on first use), each in its library's
@@ -226,10 +226,13 @@ def rss_child(args) -> None:
                 ):
                     continue
                 gc.collect()
-                Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
                 base = _status_mb("VmRSS")
                 obj = sae_impls.build(impl, arch, d, m, args.k, args.lr, precision == "bf16", x)
                 obj.set_trained_sparsity(x, args.k)
+                gc.collect()
+                # Reset VmHWM to the current RSS (model built), so the peak is training's, not
+                # the benchmark's own set-up of the trained state.
+                Path("/proc/self/clear_refs").write_text("5")
                 for _ in range(3):
                     obj.step(x, dead)
                 peak = _status_mb("VmHWM")
