@@ -55,7 +55,7 @@ def available(impl: str) -> bool:
 
 
 def supports(impl: str, arch: str) -> bool:
-    if impl == "saeprobe":
+    if impl in ("saeprobe", "saeprobe_dense"):
         return arch in OUR_ARCHS
     if impl == "sae_lens":
         return arch in SAELENS_ARCHS
@@ -138,7 +138,10 @@ class Saeprobe(Impl):
 
     @torch.no_grad()
     def reconstruct(self, x):
-        f = self.sae.encode(x)
+        if self.sae.architecture == "batchtopk":  # the batch rule, as SAELens' training SAE
+            f = self.sae._select(torch.relu(self.sae.pre_activation(x)))
+        else:
+            f = self.sae.encode(x)
         return self.sae.decode(f), (f > 0).sum(-1).float()
 
     @torch.no_grad()
@@ -154,6 +157,17 @@ class Saeprobe(Impl):
             z = _spread_encoder(self.sae.W_enc, self.sae.pre_activation(x), self.sae.cfg.bandwidth)
             self.sae.b_enc.copy_(b)
             self.sae.threshold.copy_(_firing_thresholds(z + b, mean_l0))
+
+
+class SaeprobeDense(Saeprobe):
+    """saeprobe with its dense reference step: the quality check shows the sparse step trains
+    the same SAE (it is exact), so any gap to a peer is the recipe, not the speed-up."""
+
+    impl = "saeprobe_dense"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.sae.sparse_training = False
 
 
 class SAELens(Impl):
@@ -259,7 +273,12 @@ class Sparsify(Impl):
         return out.sae_out.float(), torch.full((x.shape[0],), float(self.sae.cfg.k))
 
 
-CLASSES = {"saeprobe": Saeprobe, "sae_lens": SAELens, "sparsify": Sparsify}
+CLASSES = {
+    "saeprobe": Saeprobe,
+    "saeprobe_dense": SaeprobeDense,
+    "sae_lens": SAELens,
+    "sparsify": Sparsify,
+}
 
 
 def build(impl: str, arch: str, d: int, m: int, k: int, lr: float, bf16: bool, first: Tensor):

@@ -44,7 +44,7 @@ import sae_impls  # noqa: E402
 
 SHAPES = ["384x3072", "384x12288", "576x4608", "576x18432"]
 MAIN = (384, 12288)  # the shape the targets are stated at
-QUALITY_ARCHS = {"topk": 3, "batchtopk": 2, "jumprelu": 2}  # arch -> implementations with it
+QUALITY_ARCHS = ["topk", "batchtopk", "jumprelu"]
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -300,9 +300,12 @@ def quality(args, store) -> list[dict]:
     x_eval = store.activations(slice(store.n_tokens - n_eval, store.n_tokens), layer).float()
     first = next(source.batches(0)).float()
     runs = []
-    for arch, n in QUALITY_ARCHS.items():
-        for impl in args.impls[:n] if arch != "topk" else args.impls:
-            if not sae_impls.supports(impl, arch) or (arch != "topk" and impl == "sparsify"):
+    for arch in args.quality_archs:
+        impls = list(args.impls)
+        if arch == "topk" and "saeprobe" in impls:
+            impls.insert(1, "saeprobe_dense")  # the same SAE through the dense reference step
+        for impl in impls:
+            if not sae_impls.supports(impl, arch):
                 continue
             scale = sae_impls.peer_scale(impl, first, raw_scale)
             obj = sae_impls.build(impl, arch, d, m, args.k, args.lr, False, first * scale)
@@ -356,6 +359,7 @@ def main() -> None:
     p.add_argument("--store", type=Path, help="activation store for the quality check")
     p.add_argument("--quality-steps", type=int, default=None, help="[300; --quick: 100; 0: off]")
     p.add_argument("--quality-width-factor", type=int, default=8)
+    p.add_argument("--quality-archs", nargs="+", default=QUALITY_ARCHS)
     p.add_argument("--threads", type=int, help="torch threads [torch's default: the cores]")
     p.add_argument("--no-throughput", action="store_true", help="only the quality check")
     p.add_argument("--json", type=Path, help="write the records here")
