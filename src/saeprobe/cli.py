@@ -277,7 +277,10 @@ def train(
     data["train"] = _train_overrides(dict(data.get("train", {})), o)
     cfg = build_config(StoreTrainConfig, data, what="train settings")
     report = train_from_store(cfg, resume=o["resume"])
-    click.echo(json.dumps({k: v for k, v in report.items() if k not in ("sae", "train")}, indent=2))
+    if report is not None:  # None on the other ranks of a torchrun job
+        click.echo(
+            json.dumps({k: v for k, v in report.items() if k not in ("sae", "train")}, indent=2)
+        )
 
 
 @main.command()

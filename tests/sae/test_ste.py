@@ -49,6 +49,7 @@ def _threshold_grad(cfg_extra, z):
         sae.W_enc.zero_()
         sae.W_dec.zero_()
     sae.pre_activation = lambda x: z  # isolate the sparsity term from the encoder
+    sae.sparse_training = False  # the dense step is the one that reads pre_activation
     out = sae.training_step(torch.zeros(z.shape[0], 2), StepContext(1.0))
     out.loss.backward()
     return sae.threshold.grad, out

@@ -7,6 +7,7 @@ group is created.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -18,7 +19,9 @@ def setup() -> tuple[int, int]:
     global _created
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Long timeout: in a sweep the other ranks wait while rank 0 evaluates a phase.
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(hours=2))
         _created = True
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

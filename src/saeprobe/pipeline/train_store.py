@@ -16,7 +16,7 @@ from saeprobe.io_utils import atomic_write_json
 from saeprobe.pipeline.evaluate import reconstruction_metrics, training_provenance
 from saeprobe.sae.config import SAEConfig, build_config
 from saeprobe.sae.registry import get_architecture, make_config
-from saeprobe.train import recipes
+from saeprobe.train import distributed, recipes
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.finetune import with_inherited
 from saeprobe.train.trainer import Trainer, resolve_device
@@ -84,7 +84,18 @@ def _stderr(message: str) -> None:
 
 def train_from_store(
     cfg: StoreTrainConfig, resume: bool = False, log: Callable[[str], None] = _stderr
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """Train, save and summarise one SAE. Under torchrun every rank trains on its slice of each
+    batch and rank 0 writes the outputs; the other ranks return None."""
+    try:
+        return _train_from_store(cfg, resume, log)
+    finally:
+        distributed.ranks.teardown()
+
+
+def _train_from_store(
+    cfg: StoreTrainConfig, resume: bool, log: Callable[[str], None]
+) -> dict[str, Any] | None:
     t0 = time.perf_counter()
     get_architecture(cfg.architecture)
     preset_train = recipes.train_values(cfg.recipe, cfg.train)
@@ -114,6 +125,8 @@ def train_from_store(
         reinit_fraction=cfg.reinit_fraction,
     )
     result = Trainer(train_cfg, [spec]).fit(source, resume=resume)
+    if not distributed.is_main():
+        return None
     sae = result.export(spec.name)
     manifest = store.manifest
     meta = {

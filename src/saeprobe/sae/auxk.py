@@ -9,6 +9,7 @@ Dividing by ||e||^2 makes the term scale-free, so one coefficient (1/32) works a
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from pydantic import BaseModel, Field
 from torch import Tensor
 
@@ -42,9 +43,30 @@ def auxk_loss(
     dead_pre = pre.masked_fill(~dead_mask, float("-inf"))
     vals, idx = dead_pre.topk(k, dim=-1)
     aux_latents = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+    return normalised_auxk(residual, aux_latents @ W_dec)
+
+
+def normalised_auxk(residual: Tensor, e_hat: Tensor) -> Tensor:
     e = residual.detach().float()
-    e_hat = (aux_latents @ W_dec).float()
-    return (e - e_hat).pow(2).sum(-1).mean() / e.pow(2).sum(-1).mean().clamp_min(1e-12)
+    scale = e.pow(2).sum(-1).mean()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        # Data-parallel training: the whole batch's ||e||^2, so that the ranks' averaged
+        # gradients are those of the single-process loss.
+        dist.all_reduce(scale)
+        scale = scale / dist.get_world_size()
+    return (e - e_hat.float()).pow(2).sum(-1).mean() / scale.clamp_min(1e-12)
+
+
+def auxk_count(sae, ctx) -> int:
+    """How many dead latents per row AuxK uses this step (0: the term does not apply)."""
+    if sae.cfg.aux_coefficient == 0 or ctx.dead_mask is None:
+        return 0
+    return min(sae.cfg.effective_aux_k, int(ctx.dead_mask.sum()))
+
+
+def add_auxk_term(sae, loss: Tensor, terms: dict, aux: Tensor) -> Tensor:
+    terms["auxk"] = aux.detach()
+    return loss + sae.cfg.aux_coefficient * aux
 
 
 def add_auxk(sae, loss: Tensor, terms: dict, pre: Tensor, residual: Tensor, ctx) -> Tensor:
@@ -54,8 +76,7 @@ def add_auxk(sae, loss: Tensor, terms: dict, pre: Tensor, residual: Tensor, ctx)
     aux = auxk_loss(pre, residual, sae.W_dec, ctx.dead_mask, sae.cfg.effective_aux_k)
     if aux is None:
         return loss
-    terms["auxk"] = aux.detach()
-    return loss + sae.cfg.aux_coefficient * aux
+    return add_auxk_term(sae, loss, terms, aux)
 
 
 def auxk_settings(on: bool | None, given: dict) -> dict:

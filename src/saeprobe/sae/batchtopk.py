@@ -7,9 +7,11 @@ threshold statistic is kept in float64 because bf16/fp32 rounding otherwise free
 
 from __future__ import annotations
 
+from math import inf
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from pydantic import Field
 from torch import Tensor
 
@@ -17,6 +19,8 @@ from saeprobe.errors import FormatError
 from saeprobe.sae.base import SAE, StepContext, TrainOutput
 from saeprobe.sae.jumprelu import JumpReLUConfig, JumpReLUSAE
 from saeprobe.sae.registry import register
+from saeprobe.sae.sparse_ops import batch_topk
+from saeprobe.sae.sparse_step import finish_sparse_topk_step, pre_dense, use_sparse
 from saeprobe.sae.topk import TopKConfig, TopKSAE, finish_topk_step
 
 
@@ -58,6 +62,14 @@ class BatchTopKSAE(TopKSAE):
         return torch.zeros_like(flat).scatter(0, idx, vals).view_as(z)
 
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
+        if use_sparse(self, x, self.cfg.k):
+            z = pre_dense(self, x)
+            support, vals = batch_topk(z, max(1, round(self.cfg.k * x.shape[0])))
+            self._update_threshold(vals)
+            return finish_sparse_topk_step(self, x, z, support, vals, ctx)
+        return self.dense_training_step(x, ctx)
+
+    def dense_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         z = self.pre_activation(x)
         f = self._select(torch.relu(z))
         self._update_threshold(f[f > 0])
@@ -66,9 +78,13 @@ class BatchTopKSAE(TopKSAE):
     @torch.no_grad()
     def _update_threshold(self, selected: Tensor) -> None:
         positive = selected[selected > 0]
-        if positive.numel() == 0:
+        estimate = positive.min().double() if positive.numel() else self.threshold.new_tensor(inf)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Data-parallel training: the smallest selected activation over all ranks' rows, so
+            # every rank keeps the same threshold.
+            dist.all_reduce(estimate, op=dist.ReduceOp.MIN)
+        if not torch.isfinite(estimate):
             return
-        estimate = positive.min().double()
         if self.threshold < 0:
             self.threshold.copy_(estimate)
         else:

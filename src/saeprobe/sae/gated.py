@@ -21,6 +21,14 @@ from saeprobe.sae.auxk import AuxKSettings, add_auxk
 from saeprobe.sae.base import SAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
+from saeprobe.sae.sparse_ops import decode, fire_counts, positive_support
+from saeprobe.sae.sparse_step import (
+    DENSE_FRACTION,
+    add_sparse_auxk,
+    aux_candidates,
+    pre_dense,
+    sparse_encoder,
+)
 
 
 class GatedConfig(AuxKSettings, SAEConfig):
@@ -57,7 +65,17 @@ class GatedSAE(SAE):
         pi_gate, pi_mag = self._pre_activations(x)
         return (pi_gate > 0) * torch.relu(pi_mag)
 
+    # Train with the sparse step once few gates are open (sparse_ops); False: always dense.
+    sparse_training: bool = True
+
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
+        if self.sparse_training and x.ndim == 2:
+            out = self._sparse_training_step(x, ctx)
+            if out is not None:
+                return out
+        return self.dense_training_step(x, ctx)
+
+    def dense_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         pi_gate, pi_mag = self._pre_activations(x)
         active = pi_gate > 0
         f = active * torch.relu(pi_mag)
@@ -72,6 +90,31 @@ class GatedSAE(SAE):
         # A closed gate gets no gradient; AuxK on the gate pre-activation can reopen it.
         loss = add_auxk(self, loss, terms, pi_gate, x - x_hat, ctx)
         return TrainOutput(loss=loss, fire_counts=(f > 0).sum(0), sq_error=sq_error, terms=terms)
+
+    def _sparse_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput | None:
+        """The step on the open gates (pi_gate > 0), exact: f, the gate L1 and the gate
+        reconstruction are all zero where the gate is closed, and H(pi_gate) passes nothing.
+        pi_mag = (pi_gate - b_gate) exp(r_mag) + b_mag, so one matmul gives both."""
+        pi = pre_dense(self, x, self.b_gate)
+        support, values = positive_support(pi)
+        if support.nnz > DENSE_FRACTION * x.shape[0] * self.cfg.d_sae:
+            return None
+        aux = aux_candidates(self, pi, ctx)
+        pi_gate, aux_pre = sparse_encoder(self, x, support, values, aux, bias=self.b_gate)
+        cols = support.cols
+        pi_mag = (pi_gate - self.b_gate[cols]) * self.r_mag[cols].exp() + self.b_mag[cols]
+        f = torch.relu(pi_mag)
+        x_hat = decode(f, support, self.W_dec) + self.b_dec
+        mse, sq_error = reconstruction_error(x, x_hat)
+        gate = torch.relu(pi_gate)
+        l1 = (gate * self.W_dec.norm(dim=1)[cols]).sum() / x.shape[0]
+        x_via_gate = decode(gate, support, self.W_dec.detach()) + self.b_dec.detach()
+        aux_loss, _ = reconstruction_error(x, x_via_gate)
+        loss = mse + ctx.sparsity_scale * self.cfg.l1_coefficient * l1 + aux_loss
+        terms = {"mse": mse.detach(), "l1": l1.detach(), "aux": aux_loss.detach()}
+        loss = add_sparse_auxk(self, loss, terms, aux, aux_pre, x - x_hat)
+        counts = fire_counts(cols, f.detach() > 0, self.cfg.d_sae)
+        return TrainOutput(loss=loss, fire_counts=counts, sq_error=sq_error, terms=terms)
 
     def _scale_extra_latent_params(self, factor: Tensor) -> None:
         # The gate H(pi_gate) is scale invariant; scaling W_gate scales W_mag along with it.

@@ -25,6 +25,14 @@ from saeprobe.sae.auxk import AuxKSettings, add_auxk
 from saeprobe.sae.base import LinearEncoderSAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
+from saeprobe.sae.sparse_ops import decode, positive_support
+from saeprobe.sae.sparse_step import (
+    DENSE_FRACTION,
+    add_sparse_auxk,
+    aux_candidates,
+    pre_dense,
+    sparse_encoder,
+)
 from saeprobe.sae.ste import jumprelu_and_step
 
 MIN_THRESHOLD = 1e-6
@@ -95,13 +103,53 @@ class JumpReLUSAE(LinearEncoderSAE):
         z = self.pre_activation(x)
         return z * (z > self.threshold)
 
+    # Train with the sparse step (sparse_ops); False selects the dense reference step.
+    sparse_training: bool = True
+
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
+        if self.sparse_training and x.ndim == 2:
+            out = self._sparse_training_step(x, ctx)
+            if out is not None:
+                return out
+        return self.dense_training_step(x, ctx)
+
+    def dense_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         eps = self.cfg.bandwidth
         z = self.pre_activation(x)
         f, fired = jumprelu_and_step(z, self.threshold, eps)
         x_hat = self.decode(f)
         mse, sq_error = reconstruction_error(x, x_hat)
-        omega = fired.mean(0)
+        loss, terms = self._penalised(mse, fired.mean(0), ctx)
+        # Dead JumpReLU latents get no gradient at all; AuxK gives them one (see docs/toy.md).
+        loss = add_auxk(self, loss, terms, z, x - x_hat, ctx)
+        return TrainOutput(
+            loss=loss, fire_counts=fired.detach().sum(0), sq_error=sq_error, terms=terms
+        )
+
+    def _sparse_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput | None:
+        """The step on the positions with z > theta - eps/2: the active latents and the STE
+        window below theta. None when too many latents are active for it to pay (early in
+        training, when thresholds are still near 0)."""
+        eps, m = self.cfg.bandwidth, self.cfg.d_sae
+        low = self.threshold.detach() - eps / 2
+        u = pre_dense(self, x, self.b_enc.detach() - low)  # z - low
+        support, u_vals = positive_support(u)
+        if support.nnz > DENSE_FRACTION * x.shape[0] * m:
+            return None
+        aux = aux_candidates(self, u, ctx, offset=low)
+        z, aux_pre = sparse_encoder(self, x, support, u_vals.float() + low[support.cols], aux)
+        # Inactive positions in the window carry f = 0 but still pass dL/df to theta.
+        f, fired = jumprelu_and_step(z, self.threshold[support.cols], eps)
+        x_hat = decode(f, support, self.W_dec) + self.b_dec
+        mse, sq_error = reconstruction_error(x, x_hat)
+        omega = fired.new_zeros(m).index_add(0, support.cols, fired) / x.shape[0]
+        loss, terms = self._penalised(mse, omega, ctx)
+        loss = add_sparse_auxk(self, loss, terms, aux, aux_pre, x - x_hat)
+        counts = fired.new_zeros(m).index_add_(0, support.cols, fired.detach())
+        return TrainOutput(loss=loss, fire_counts=counts, sq_error=sq_error, terms=terms)
+
+    def _penalised(self, mse: Tensor, omega: Tensor, ctx: StepContext) -> tuple[Tensor, dict]:
+        """mse + the sparsity penalty on the firing frequencies `omega` [d_sae]."""
         l0 = omega.sum()
         if self.cfg.sparsity_penalty == "l0":
             sparsity = l0
@@ -109,11 +157,7 @@ class JumpReLUSAE(LinearEncoderSAE):
             sparsity = (omega * (1 + omega / self.cfg.frequency_scale)).sum()
         loss = mse + ctx.sparsity_scale * self.cfg.sparsity_coefficient * sparsity
         terms = {"mse": mse.detach(), "l0": l0.detach(), "sparsity": sparsity.detach()}
-        # Dead JumpReLU latents get no gradient at all; AuxK gives them one (see docs/toy.md).
-        loss = add_auxk(self, loss, terms, z, x - x_hat, ctx)
-        return TrainOutput(
-            loss=loss, fire_counts=fired.detach().sum(0), sq_error=sq_error, terms=terms
-        )
+        return loss, terms
 
     def optimizer_groups(self) -> list[dict]:
         weights = [p for name, p in self.named_parameters() if name != "threshold"]

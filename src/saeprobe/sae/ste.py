@@ -41,7 +41,7 @@ class _JumpReLUAndStep(torch.autograd.Function):
             theta_coef = theta_coef + g * threshold
         if grad_h is not None:
             theta_coef = theta_coef + grad_h
-        grad_thr = -(window * theta_coef).reshape(-1, pre.shape[-1]).sum(0) / eps
+        grad_thr = -(window * theta_coef).sum_to_size(threshold.shape) / eps
         return grad_pre, grad_thr, None
 
 

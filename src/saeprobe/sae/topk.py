@@ -12,6 +12,8 @@ from saeprobe.sae.auxk import AuxKSettings, add_auxk
 from saeprobe.sae.base import SAE, LinearEncoderSAE, StepContext, TrainOutput, reconstruction_error
 from saeprobe.sae.config import SAEConfig
 from saeprobe.sae.registry import register
+from saeprobe.sae.sparse_ops import Support, row_topk
+from saeprobe.sae.sparse_step import finish_sparse_topk_step, pre_dense, use_sparse
 
 
 class TopKConfig(AuxKSettings, SAEConfig):
@@ -40,6 +42,8 @@ class TopKSAE(LinearEncoderSAE):
     config_class = TopKConfig
     saelens_architecture = "topk"
     cfg: TopKConfig
+    # Train with the sparse step (sparse_ops); False selects the dense reference step.
+    sparse_training: bool = True
 
     def encode(self, x: Tensor) -> Tensor:
         z = self.pre_activation(x)
@@ -47,6 +51,15 @@ class TopKSAE(LinearEncoderSAE):
         return scatter_latents(z, vals, idx)
 
     def training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
+        if use_sparse(self, x, self.cfg.k):
+            z = pre_dense(self, x)
+            vals, idx = row_topk(z, self.cfg.k)
+            return finish_sparse_topk_step(
+                self, x, z, Support.fixed(idx, self.cfg.d_sae), vals.reshape(-1), ctx
+            )
+        return self.dense_training_step(x, ctx)
+
+    def dense_training_step(self, x: Tensor, ctx: StepContext) -> TrainOutput:
         z = self.pre_activation(x)
         vals, idx = z.topk(self.cfg.k, dim=-1)
         f = scatter_latents(z, vals, idx)

@@ -36,7 +36,7 @@ from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
 from saeprobe.sweep.outputs import write_outputs
 from saeprobe.sweep.rollouts import ensure_rollouts, rollouts_name
 from saeprobe.sweep.stores import ensure_store
-from saeprobe.train import recipes
+from saeprobe.train import distributed, recipes
 from saeprobe.train.config import RunSpec, TrainConfig
 from saeprobe.train.trainer import Trainer, resolve_device, snapshot_path
 
@@ -106,10 +106,22 @@ def run_sweep(
     progress: bool = True,
     log: Callable[[str], None] = _stderr,
 ) -> list[dict[str, Any]]:
-    out = Path(out)
+    """Train, evaluate and tabulate every phase. Under torchrun all ranks train (data-parallel)
+    and rank 0 alone evaluates and writes; the others wait for it after each phase."""
+    try:
+        return _run_sweep(cfg, Path(out), progress, log)
+    finally:
+        distributed.ranks.teardown()
+
+
+def _run_sweep(cfg: SweepConfig, out: Path, progress: bool, log) -> list[dict[str, Any]]:
     plans = plan_runs(cfg)
     layout = SweepLayout(out)
-    _claim(out, cfg)
+    distributed.world()  # under torchrun: one process group for the whole sweep
+    main = distributed.is_main()
+    if main:
+        _claim(out, cfg)
+    distributed.barrier()
     timings: dict[str, float] = {}
     for phase in cfg.phases:
         phase_plans = [p for p in plans if p.phase == phase.name]
@@ -123,6 +135,9 @@ def run_sweep(
             timings[phase.name] = _train_phase(
                 cfg, phase, phase_plans, store, train_rows, layout, progress, log
             )
+        if not main:
+            distributed.barrier()  # rank 0 evaluates this phase
+            continue
         eval_name = phase.eval_store or phase.store
         if eval_name != phase.store:
             eval_store = _open_store(cfg, eval_name, progress, log)
@@ -135,6 +150,9 @@ def run_sweep(
             f"of store {eval_name!r}"
         )
         _evaluate_phase(cfg, phase, phase_plans, eval_store, eval_rows, layout)
+        distributed.barrier()
+    if not main:
+        return []
     rows = [json.loads(layout.eval(p.name).read_text(encoding="utf-8")) for p in plans]
     for row in rows:  # rows evaluated before these columns existed
         if "auxk" not in row:
@@ -224,7 +242,7 @@ def _train_phase(
         "phase": phase.name,
         **training_provenance(store, rows),
     }
-    for p in plans:
+    for p in plans if distributed.is_main() else []:
         run_meta = meta | {"init_from": p.init_from}
         if records[p.name] is not None:
             run_meta["recipe"] = records[p.name]

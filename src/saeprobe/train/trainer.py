@@ -25,6 +25,7 @@ from saeprobe.errors import ConfigError, DataError, SaeprobeError
 from saeprobe.sae.base import SAE, StepContext, TrainOutput
 from saeprobe.sae.io import save_sae
 from saeprobe.sae.registry import create_sae
+from saeprobe.train import distributed
 from saeprobe.train.checkpoint import (
     Checkpoint,
     RunState,
@@ -95,9 +96,12 @@ class Trainer:
 
     # ----- public ---------------------------------------------------------------------------
     def fit(self, source: BatchSource, resume: bool = False) -> TrainResult:
+        """Train every run on `source`. Under torchrun each rank trains on its slice of every
+        global batch with gradients averaged over the ranks (see train/distributed.py)."""
         cfg = self.cfg
         t0 = time.perf_counter()
-        device = resolve_device(cfg.device)
+        rank, world = distributed.world()
+        device = distributed.ranks.device_for(resolve_device(cfg.device), rank)
         for spec in self.specs:
             if spec.sae.d_in != source.d_in:
                 raise DataError(
@@ -115,25 +119,28 @@ class Trainer:
         runs = [
             self._build_run(i, s, scale, device, source, ckpt) for i, s in enumerate(self.specs)
         ]
-
+        local = distributed.shard(source)
+        main = distributed.is_main()
         logger = MetricsLogger(
-            cfg.metrics_path,
+            cfg.metrics_path if main else None,
             resume_step=start if ckpt is not None else None,
-            wandb_project=cfg.wandb_project,
+            wandb_project=cfg.wandb_project if main else None,
             wandb_config={"train": cfg.model_dump(mode="json")},
         )
         bar = tqdm(
-            total=cfg.steps, initial=start, disable=not cfg.progress, desc="train", unit="step"
+            total=cfg.steps,
+            initial=start,
+            disable=not (cfg.progress and main),
+            desc="train",
+            unit="step",
         )
         try:
-            batches = source.batches(start)
+            batches = local.batches(start)
             for step in range(start, cfg.steps):
                 x = self._prepare(next(batches), step, scale, device)
-                total_var = (x - x.mean(0)).pow(2).sum()
-                for run in runs:
-                    self._train_step(run, x, step, total_var)
+                self._step_all(runs, x, step, x.shape[0] * world)
                 if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-                    self._flush_logs(runs, step, logger, bar, x.shape[0], t0)
+                    self._flush_logs(runs, step, logger, bar, x.shape[0] * world, t0)
                 bar.update(1)
                 if step + 1 in cfg.snapshot_steps:
                     self._snapshot(runs, step + 1, scale)
@@ -141,6 +148,7 @@ class Trainer:
                     self._save(runs, step + 1, scale)
             if cfg.checkpoint_dir is not None and start < cfg.steps:
                 self._save(runs, cfg.steps, scale)
+            distributed.barrier()  # rank 0's files are complete before any rank goes on
         finally:
             bar.close()
             logger.close()
@@ -203,9 +211,9 @@ class Trainer:
             else self._init_sae(spec, scale, source, gen)
         )
         sae = sae.to(device)
-        optimizer = torch.optim.Adam(
-            sae.optimizer_groups(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
-        )
+        if ckpt is None:
+            distributed.broadcast_module(sae)  # every rank starts from rank 0's weights
+        optimizer = make_adam(sae, cfg, device)
         tracker = DeadLatentTracker(spec.sae.d_sae, cfg.dead_after_tokens, device)
         if ckpt is not None:
             _restore(ckpt.runs[index], sae, optimizer, tracker, device)
@@ -240,29 +248,66 @@ class Trainer:
             )
         return batch.to(device=device, dtype=torch.float32, non_blocking=True) / scale
 
+    def _step_all(self, runs: list[_Run], x: Tensor, step: int, global_rows: int) -> None:
+        """One step of every run on batch `x`. Under torchrun a run's gradient all-reduce is in
+        flight while the next run computes its forward and backward."""
+        total_var = (x - x.mean(0)).pow(2).sum()
+        if not distributed.active():
+            for run in runs:
+                self._train_step(run, x, step, total_var)
+            return
+        pending = None
+        for run in runs:
+            out = self._backward(run, x, step)
+            sync = distributed.GradSync(list(run.sae.parameters()), out.fire_counts, out.loss)
+            if pending is not None:
+                self._update(*pending)
+            pending = (run, out, sync, step, global_rows, total_var, x.shape[0])
+        self._update(*pending)
+
     def _train_step(self, run: _Run, x: Tensor, step: int, total_var: Tensor) -> None:
-        cfg, sae = self.cfg, run.sae
+        """One step of one run (single process)."""
+        out = self._backward(run, x, step)
+        sync = distributed.GradSync(list(run.sae.parameters()), out.fire_counts, out.loss)
+        self._update(run, out, sync, step, x.shape[0], total_var, x.shape[0])
+
+    def _backward(self, run: _Run, x: Tensor, step: int) -> TrainOutput:
+        cfg = self.cfg
         lr = lr_at(step, cfg, run.base_lr)
         for group in run.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         ctx = StepContext(sparsity_scale_at(step, cfg), run.tracker.dead_mask)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
             out = run.step_fn(x, ctx)
-        if not torch.isfinite(out.loss):
-            where = f" (last checkpoint kept in {cfg.checkpoint_dir})" if cfg.checkpoint_dir else ""
-            raise TrainingDiverged(
-                f"run {run.spec.name!r}: loss became {float(out.loss)} at step {step}; lower the "
-                f"learning rate or the sparsity coefficient{where}"
-            )
+        if not distributed.active():
+            self._check_finite(run, out.loss, step)
         run.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        return out
+
+    def _check_finite(self, run: _Run, loss: Tensor, step: int) -> None:
+        if not torch.isfinite(loss):
+            cfg = self.cfg
+            where = f" (last checkpoint kept in {cfg.checkpoint_dir})" if cfg.checkpoint_dir else ""
+            raise TrainingDiverged(
+                f"run {run.spec.name!r}: loss became {float(loss)} at step {step}; lower the "
+                f"learning rate or the sparsity coefficient{where}"
+            )
+
+    def _update(
+        self, run: _Run, out: TrainOutput, sync, step: int, rows: int, total_var, local_rows: int
+    ) -> None:
+        """Average gradients over ranks, then Adam and the constraints, identical on each rank."""
+        sae = run.sae
+        fire_counts, loss = sync.wait()
+        self._check_finite(run, loss, step)  # every rank sees the same mean loss
         _remove_parallel_decoder_grad(sae.W_dec)
         run.optimizer.step()
         with torch.no_grad():
             sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
         sae.after_optimizer_step()
-        run.tracker.update(out.fire_counts, x.shape[0])
-        _accumulate(run.sums, out, x.shape[0], total_var)
+        run.tracker.update(fire_counts, rows)
+        _accumulate(run.sums, out, local_rows, total_var)
 
     # ----- bookkeeping ----------------------------------------------------------------------
     def _flush_logs(
@@ -270,6 +315,7 @@ class Trainer:
     ) -> None:
         postfix = {}
         for run in runs:
+            _average_over_ranks(run.sums)
             n = float(run.sums.pop("_n"))
             rec: dict[str, Any] = {
                 "step": step + 1,
@@ -288,6 +334,8 @@ class Trainer:
         bar.set_postfix(postfix)
 
     def _save(self, runs: list[_Run], step: int, scale: float) -> None:
+        if not distributed.is_main():
+            return
         states = [
             RunState(
                 sae=r.sae.state_dict(),
@@ -301,6 +349,8 @@ class Trainer:
 
     def _snapshot(self, runs: list[_Run], step: int, scale: float) -> None:
         """Save each run's SAE as it is after `step` (raw units), e.g. to finetune from later."""
+        if not distributed.is_main():
+            return
         for run in runs:
             sae = raw_units_copy(run.sae, scale)
             meta = {"normalization_scale_folded": scale, "train_steps": step, "run": run.spec.name}
@@ -334,6 +384,21 @@ def estimate_scale(source: BatchSource, n_batches: int) -> float:
     return scale
 
 
+def make_adam(sae: SAE, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam over the SAE's parameter groups; the fused kernel where torch has one (CPU and CUDA):
+    one pass over each parameter instead of about ten element-wise ops, the same update."""
+    fused = device.type in ("cpu", "cuda") and all(
+        p.dtype.is_floating_point for p in sae.parameters()
+    )
+    return torch.optim.Adam(
+        sae.optimizer_groups(),
+        lr=cfg.lr,
+        betas=cfg.adam_betas,
+        eps=cfg.adam_eps,
+        fused=fused or None,
+    )
+
+
 @torch.no_grad()
 def _remove_parallel_decoder_grad(W_dec: torch.nn.Parameter) -> None:
     if W_dec.grad is None:
@@ -355,6 +420,17 @@ def _accumulate(sums: dict[str, Tensor], out: TrainOutput, rows: int, total_var:
     sums["_n"] = sums.get("_n", 0) + 1
 
 
+def _average_over_ranks(sums: dict[str, Tensor]) -> None:
+    """Average the logged sums over the ranks (every rank has the same keys: the dead set, and
+    so whether AuxK ran, is the same on every rank)."""
+    if not distributed.active():
+        return
+    keys = sorted(sums)
+    total = distributed.global_sum(torch.stack([torch.as_tensor(sums[k]).double() for k in keys]))
+    world = torch.distributed.get_world_size()
+    sums.update({k: v / world for k, v in zip(keys, total, strict=True)})
+
+
 def _optimizer_state(sae: SAE, optimizer: torch.optim.Adam) -> dict[str, dict[str, Tensor]]:
     out = {}
     for name, p in sae.named_parameters():
@@ -373,10 +449,13 @@ def _restore(
 ) -> None:
     sae.load_state_dict(state.sae)
     params = dict(sae.named_parameters())
+    # Adam keeps its scalar step on the CPU unless fused/capturable (then beside the parameter).
+    on_device = any(g.get("fused") or g.get("capturable") for g in optimizer.param_groups)
     for name, st in state.optim.items():
         p = params[name]
-        # Adam keeps its scalar step on the CPU unless fused/capturable.
-        optimizer.state[p] = {k: (v.cpu() if k == "step" else v.to(device)) for k, v in st.items()}
+        optimizer.state[p] = {
+            k: (v.to(device) if on_device or k != "step" else v.cpu()) for k, v in st.items()
+        }
     tracker.rows_since_fired.copy_(state.rows_since_fired.to(device))
 
 
