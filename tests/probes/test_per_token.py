@@ -49,7 +49,9 @@ def test_each_probe_recovers_a_planted_token_rule(planted, kind):
 
 def test_rolling_window_beats_a_single_token_max_on_a_weak_run(planted):
     (tokens, y, groups, _), (test, y_test, _, _) = planted["run"]
-    fits = {k: PerTokenProbe(k, FAST).fit(tokens, y, groups) for k in ("rolling_mean", "max_of_logits")}
+    fits = {
+        k: PerTokenProbe(k, FAST).fit(tokens, y, groups) for k in ("rolling_mean", "max_of_logits")
+    }
     aucs = {k: auroc(y_test, p.decision_function(test)) for k, p in fits.items()}
     assert aucs["rolling_mean"] > aucs["max_of_logits"] + 0.1
 
@@ -73,7 +75,11 @@ def _suite_inputs(seed=0):
     def columns(chosen):
         return {s: t.columns(chosen) for s, t in latents.items()}
 
-    return data, saes, TokenInputs(dense=dense, saes={"sae_a": SaeTokenLatents(pooled_train, columns)})
+    return (
+        data,
+        saes,
+        TokenInputs(dense=dense, saes={"sae_a": SaeTokenLatents(pooled_train, columns)}),
+    )
 
 
 TINY = PerTokenSettings(max_epochs=3, n_splits=2, weight_decays=[0.1], train_seeds=[0, 1])

@@ -161,9 +161,7 @@ def fit_per_token_probes(
         key = {"sae": name, "k": sae_k, "selection": sae_selection}
         info = {"latents": [int(i) for i in latents]}
         for kind in probes:
-            out.append(
-                _fit_one(kind, key, per_split, y_train, groups_train, settings, seed, info)
-            )
+            out.append(_fit_one(kind, key, per_split, y_train, groups_train, settings, seed, info))
         if log:
             log(
                 f"per-token probes on SAE {name}: {sum(o.seconds for o in out[-len(probes) :]):.1f} s"
