@@ -22,7 +22,7 @@ import numpy as np
 
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.probes.per_token.heads import PER_TOKEN_PROBES
-from saeprobe.probes.per_token.probe import PerTokenProbe, PerTokenSettings
+from saeprobe.probes.per_token.probe import PerTokenProbe, PerTokenSettings, fit_many
 from saeprobe.probes.per_token.tokens import TokenFeatures
 from saeprobe.probes.selection import DEFAULT_L1_PRESCREEN, SELECTIONS, select_latents
 
@@ -94,25 +94,17 @@ def _as_float32(tokens: TokenFeatures) -> TokenFeatures:
     return TokenFeatures(tokens.values.astype(np.float32), tokens.offsets)
 
 
-def _fit_one(
-    kind: str,
-    key: dict[str, Any],
-    per_split: Mapping[str, TokenFeatures],
-    y_train: np.ndarray,
-    groups_train: Sequence[object],
-    settings: PerTokenSettings,
-    seed: int,
-    extra_info: dict[str, Any],
+def _scored(
+    probe: PerTokenProbe, key: dict[str, Any], per_split: Mapping[str, TokenFeatures], info
 ) -> ScoredProbe:
     start = time.perf_counter()
-    probe = PerTokenProbe(kind, settings, seed=seed).fit(per_split["train"], y_train, groups_train)
     seed_scores = {s: probe.seed_decision_functions(t) for s, t in per_split.items()}
     return ScoredProbe(
-        key={**key, "probe": kind},
+        key={**key, "probe": probe.kind},
         scores={s: v[0] for s, v in seed_scores.items()},
         seed_scores=seed_scores,
-        info={**probe.info(), **extra_info},
-        seconds=time.perf_counter() - start,
+        info={**probe.info(), **info},
+        seconds=probe.fit_seconds_ + time.perf_counter() - start,
     )
 
 
@@ -144,9 +136,13 @@ def fit_per_token_probes(
     dense["train"] = _as_float32(dense["train"])
     base = {"sae": None, "k": None, "selection": None}
     for kind in probes:
-        out.append(_fit_one(kind, base, dense, y_train, groups_train, settings, seed, {}))
+        probe = PerTokenProbe(kind, settings, seed=seed).fit(dense["train"], y_train, groups_train)
+        out.append(_scored(probe, base, dense, {}))
         if log:
             log(f"per-token {kind}: {out[-1].seconds:.1f} s")
+    if not inputs.saes:
+        return out
+    per_sae, keys, infos = [], [], []
     for name, sae in inputs.saes.items():
         latents = select_latents(
             sae.pooled_train,
@@ -158,12 +154,18 @@ def fit_per_token_probes(
         )[sae_k]
         per_split = dict(sae.columns(latents))
         per_split["train"] = _as_float32(per_split["train"])
-        key = {"sae": name, "k": sae_k, "selection": sae_selection}
-        info = {"latents": [int(i) for i in latents]}
-        for kind in probes:
-            out.append(_fit_one(kind, key, per_split, y_train, groups_train, settings, seed, info))
+        per_sae.append(per_split)
+        keys.append({"sae": name, "k": sae_k, "selection": sae_selection})
+        infos.append({"latents": [int(i) for i in latents]})
+    for kind in probes:
+        # Every SAE's version of this probe in one training pass (`fit_many`).
+        fitted = [PerTokenProbe(kind, settings, seed=seed) for _ in per_sae]
+        fit_many(fitted, [p["train"] for p in per_sae], y_train, groups_train)
+        for probe, per_split, key, info in zip(fitted, per_sae, keys, infos, strict=True):
+            out.append(_scored(probe, key, per_split, info))
         if log:
             log(
-                f"per-token probes on SAE {name}: {sum(o.seconds for o in out[-len(probes) :]):.1f} s"
+                f"per-token {kind} on {len(per_sae)} SAEs' latents: "
+                f"{sum(o.seconds for o in out[-len(per_sae) :]):.1f} s"
             )
     return out

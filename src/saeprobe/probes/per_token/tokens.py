@@ -78,13 +78,13 @@ def _row_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TokenBatch:
-    """A block of prompts laid out for a torch head.
+    """A contiguous range of prompts laid out for a torch head.
 
-    rows: token rows of `values` to read (flat); slot: where each lands in the padded
+    rows: the slice of token rows they own; slot: where each row lands in the padded
     [n_prompts * max_len] layout; mask: [n_prompts, max_len] valid positions; lengths [n].
     """
 
-    rows: torch.Tensor
+    rows: slice
     slot: torch.Tensor
     mask: torch.Tensor
     lengths: torch.Tensor
@@ -94,18 +94,16 @@ class TokenBatch:
         return tuple(self.mask.shape)  # type: ignore[return-value]
 
 
-def batch_rows(tokens: TokenFeatures, prompts: np.ndarray) -> TokenBatch:
-    """The layout of `prompts` (indices into `tokens`), padded to their longest."""
-    lengths = tokens.lengths[prompts]
+def batch_rows(tokens: TokenFeatures, start: int, stop: int) -> TokenBatch:
+    """The layout of prompts start..stop-1, padded to their longest."""
+    lengths = tokens.lengths[start:stop]
     width = int(lengths.max())
-    rows = _row_index(tokens.offsets[prompts], lengths)
-    local = np.repeat(np.arange(prompts.size), lengths)
-    position = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    slot = local * width + position
+    local = np.repeat(np.arange(lengths.size), lengths)
+    position = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     mask = np.arange(width)[None, :] < lengths[:, None]
     return TokenBatch(
-        rows=torch.from_numpy(rows),
-        slot=torch.from_numpy(slot),
+        rows=slice(int(tokens.offsets[start]), int(tokens.offsets[stop])),
+        slot=torch.from_numpy(local * width + position),
         mask=torch.from_numpy(mask),
         lengths=torch.from_numpy(lengths.astype(np.int64)),
     )

@@ -13,11 +13,15 @@ Standardisation is folded into the weights, (y - mu) / sigma @ w = y @ (w / sigm
 sigma), so the raw token matrix is read once per step for every model. Weight decay is AdamW's
 decoupled decay, w <- w (1 - lr wd) before each Adam step, on the weights in standardised
 units (not the biases).
+
+Minibatches: the prompts are put in a random order once (`order_seed`) and cut into
+contiguous batches; each epoch visits the batches in a new random order. Batches are then
+views of one token matrix, never gathered copies, which is most of the speed on CPU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,26 +35,27 @@ __all__ = ["FittedModels", "fit_models", "score_models", "token_statistics"]
 
 Tensor = torch.Tensor
 
-# Prompts per no-grad scoring block (length-sorted, so padding stays small).
+# Prompts per no-grad scoring block.
 _SCORE_BLOCK = 256
 
 
 def token_statistics(tokens: TokenFeatures, prompt_sets: np.ndarray) -> tuple[Tensor, Tensor]:
     """Per set of prompts (bool [S, n]), the mean and std of their token rows: [S, d] each.
 
-    Constant columns get std 1, so they stay constant (zero) after scaling.
+    Per-prompt sums are taken in float32 (at most a few hundred rows each), then combined in
+    float64. Constant columns get std 1, so they stay constant (zero) after scaling.
     """
-    values = tokens.values
-    sums = np.add.reduceat(values, tokens.offsets[:-1], axis=0, dtype=np.float64)
-    squares = np.zeros_like(sums)
-    for start in range(0, tokens.n_prompts, 512):  # blocks bound the float64 temporaries
+    starts = tokens.offsets[:-1]
+    values = tokens.values.astype(np.float32, copy=False)
+    sums = np.add.reduceat(values, starts, axis=0).astype(np.float64)
+    squares = np.empty_like(sums)
+    for start in range(0, tokens.n_prompts, 512):  # blocks bound the squared temporaries
         stop = min(start + 512, tokens.n_prompts)
         lo, hi = tokens.offsets[start], tokens.offsets[stop]
-        block = values[lo:hi].astype(np.float64)
-        squares[start:stop] = np.add.reduceat(block**2, tokens.offsets[start:stop] - lo, axis=0)
-    counts = tokens.lengths.astype(np.float64)
+        block = values[lo:hi]
+        squares[start:stop] = np.add.reduceat(block * block, starts[start:stop] - lo, axis=0)
     weights = prompt_sets.astype(np.float64)
-    n = weights @ counts
+    n = weights @ tokens.lengths.astype(np.float64)
     mean = (weights @ sums) / n[:, None]
     var = np.maximum((weights @ squares) / n[:, None] - mean**2, 0.0)
     std = np.sqrt(var)
@@ -71,7 +76,9 @@ class FittedModels:
     # Per epoch (rows) and model (columns), when held-out prompts were given.
     held_out_loss: np.ndarray | None = None
     held_out_auroc: np.ndarray | None = None
-    notes: dict = field(default_factory=dict)
+    # Per problem (see `fit_models`), the epochs its early stopping looked at.
+    stopped_at: dict[int, int] | None = None
+    input_mask: Tensor | None = None  # [d, C] float, 1 where a model reads an input column
 
     @property
     def n_models(self) -> int:
@@ -82,44 +89,64 @@ class FittedModels:
         p = self.head.n_projections
         std = self.std.repeat_interleave(p, dim=0)  # [C, d]
         mean = self.mean.repeat_interleave(p, dim=0)
-        w_eff = self.weight / std.T
+        weight = self.weight if self.input_mask is None else self.weight * self.input_mask
+        w_eff = weight / std.T
         return w_eff, -(mean * w_eff.T).sum(dim=1)
 
+    def select(self, models: np.ndarray, inputs: np.ndarray) -> FittedModels:
+        """These models, restricted to these input columns (those they read)."""
+        p = self.head.n_projections
+        cols = (np.asarray(models)[:, None] * p + np.arange(p)[None, :]).ravel()
+        rows = torch.as_tensor(np.asarray(inputs))
+        return FittedModels(
+            self.head,
+            self.weight[rows][:, cols].clone(),
+            self.bias[torch.as_tensor(models)].clone(),
+            self.mean[torch.as_tensor(models)][:, rows].clone(),
+            self.std[torch.as_tensor(models)][:, rows].clone(),
+            epochs_run=self.epochs_run,
+        )
 
-def _gather(values: np.ndarray, rows: Tensor) -> Tensor:
-    if values.dtype == np.float32:
-        return torch.from_numpy(values)[rows]
-    return torch.from_numpy(values[rows.numpy()].astype(np.float32))
+
+def _block(values: np.ndarray, rows: slice) -> Tensor:
+    """Token rows as float32 (a view when they already are)."""
+    return torch.from_numpy(np.asarray(values[rows], dtype=np.float32))
 
 
 def _forward(
-    head: Head,
-    w_eff: Tensor,
-    shift: Tensor,
-    bias: Tensor,
-    values: np.ndarray,
-    batch: TokenBatch,
+    head: Head, w_eff: Tensor, shift: Tensor, bias: Tensor, x: Tensor, batch: TokenBatch
 ) -> Tensor:
-    """Scores [b, M] of one batch of prompts."""
+    """Scores [b, M] of one batch of prompts whose token rows are `x`."""
     b, width = batch.shape
-    logits = _gather(values, batch.rows) @ w_eff + shift  # [tokens, C]
+    logits = x @ w_eff + shift  # [tokens, C]
     padded = logits.new_zeros(b * width, logits.shape[1]).index_copy(0, batch.slot, logits)
-    x = padded.view(b, width, bias.numel(), head.n_projections)
-    return head(x, batch.mask, batch.lengths) + bias
+    view = padded.view(b, width, bias.numel(), head.n_projections)
+    return head(view, batch.mask, batch.lengths) + bias
+
+
+def _batches(tokens: TokenFeatures, size: int) -> list[tuple[slice, TokenBatch]]:
+    """(prompt range, layout) of contiguous batches of about `size` prompts."""
+    bounds = np.linspace(0, tokens.n_prompts, max(1, -(-tokens.n_prompts // size)) + 1)
+    bounds = np.unique(bounds.round().astype(int))
+    return [
+        (slice(int(a), int(b)), batch_rows(tokens, int(a), int(b)))
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def score_models(models: FittedModels, tokens: TokenFeatures) -> np.ndarray:
     """Scores [n_prompts, M] of every model on `tokens` (any split), in float64."""
-    out = np.empty((tokens.n_prompts, models.n_models))
-    order = np.argsort(tokens.lengths, kind="stable")
     with torch.no_grad():
         w_eff, shift = models.effective()
-        for start in range(0, order.size, _SCORE_BLOCK):
-            prompts = order[start : start + _SCORE_BLOCK]
-            batch = batch_rows(tokens, prompts)
-            scores = _forward(models.head, w_eff, shift, models.bias, tokens.values, batch)
-            out[prompts] = scores.double().numpy()
-    return out
+        return _score(models, w_eff, shift, tokens, _batches(tokens, _SCORE_BLOCK))
+
+
+def _score(models, w_eff, shift, tokens, batches) -> np.ndarray:
+    out = []
+    for _, batch in batches:
+        x = _block(tokens.values, batch.rows)
+        out.append(_forward(models.head, w_eff, shift, models.bias, x, batch).double().numpy())
+    return np.concatenate(out)
 
 
 def fit_models(
@@ -138,39 +165,67 @@ def fit_models(
     order_seed: int,
     held_out_mask: np.ndarray | None = None,
     candidate: np.ndarray | None = None,
+    problem: np.ndarray | None = None,
     patience: int | None = None,
+    input_mask: np.ndarray | None = None,
+    snapshot_epochs: np.ndarray | None = None,
 ) -> FittedModels:
     """Train M = len(init_seeds) models for up to `epochs` passes over the prompts.
 
     train_mask / held_out_mask: bool [M, n]; mean / std: [M, d] per-model statistics;
-    weight_decay [M]. With `held_out_mask`, each model's held-out log-loss and AUROC are
-    recorded after every epoch; with `candidate` [M] (models sharing a candidate are averaged,
-    e.g. the folds of one weight decay) and `patience`, training stops once the best candidate
-    mean log-loss has not improved for `patience` epochs.
+    weight_decay [M]; input_mask: bool [M, d], the input columns each model reads (several
+    probes on different features, e.g. 8 SAEs' latents side by side, train in one pass).
+
+    With `held_out_mask`, each model's held-out log-loss and AUROC are recorded after every
+    epoch. Early stopping (`candidate` [M], `problem` [M], `patience`): the models of one
+    candidate (the folds of one weight decay) are averaged; each problem (one probe's search:
+    its candidates) stops once its best candidate has not improved for `patience` epochs,
+    recorded in `stopped_at`; training ends when every problem has stopped.
+    `snapshot_epochs` [M]: keep each model as it was after that many epochs (the refit of
+    several problems whose CV chose different epoch counts).
     """
+    rng = np.random.default_rng(order_seed)
+    order = rng.permutation(tokens.n_prompts)
+    # The prompts in a fixed random order, as one contiguous matrix (one copy, float32).
+    shuffled = tokens.subset(order)
+    shuffled = TokenFeatures(shuffled.values.astype(np.float32, copy=False), shuffled.offsets)
+    y_order = np.asarray(y)[order]
+    batches = _batches(shuffled, batch_size)
     n_models = len(init_seeds)
-    d = tokens.width
-    p = head.n_projections
-    weight = torch.empty(d, n_models * p)
+    d, p = tokens.width, head.n_projections
+    reads = np.ones((n_models, d), dtype=bool) if input_mask is None else input_mask
+    weight = torch.zeros(d, n_models * p)
     for m, seed in enumerate(init_seeds):
+        # The draw depends on the model's own input width only, as if it trained alone.
         g = torch.Generator().manual_seed(int(seed))
-        weight[:, m * p : (m + 1) * p] = torch.randn(d, p, generator=g) / np.sqrt(d)
+        rows = torch.as_tensor(np.flatnonzero(reads[m]))
+        width = int(rows.numel())
+        weight[rows, m * p : (m + 1) * p] = torch.randn(width, p, generator=g) / np.sqrt(width)
     weight.requires_grad_(True)
     bias = torch.zeros(n_models, requires_grad=True)
     models = FittedModels(head, weight, bias, mean, std)
+    if input_mask is not None:
+        models.input_mask = torch.as_tensor(np.repeat(input_mask, p, axis=0).T, dtype=torch.float32)
+    snapshot = None
+    if snapshot_epochs is not None:
+        snapshot = (weight.detach().clone(), bias.detach().clone())
+        snapshot_cols = np.repeat(np.asarray(snapshot_epochs), p)
     optimizer = torch.optim.Adam([weight, bias], lr=lr)
     decay = 1.0 - lr * torch.as_tensor(weight_decay, dtype=torch.float32).repeat_interleave(p)
-    labels = torch.as_tensor(np.asarray(y), dtype=torch.float32)
-    use = torch.as_tensor(train_mask.T, dtype=torch.float32)  # [n, M]
-    rng = np.random.default_rng(order_seed)
+    labels = torch.as_tensor(y_order, dtype=torch.float32)
+    use = torch.as_tensor(train_mask[:, order].T, dtype=torch.float32)  # [n, M]
+    held_out = None if held_out_mask is None else held_out_mask[:, order]
     losses, aurocs = [], []
-    best, since_best = np.inf, 0
+    problem = np.zeros(n_models, dtype=int) if problem is None else np.asarray(problem)
+    best = {int(q): np.inf for q in np.unique(problem)}
+    since_best = dict.fromkeys(best, 0)
+    stopped: dict[int, int] = {}
     for _ in range(epochs):
-        order = rng.permutation(tokens.n_prompts)
-        for prompts in np.array_split(order, _n_batches(tokens, batch_size)):
-            batch = batch_rows(tokens, prompts)
+        for i in rng.permutation(len(batches)):
+            prompts, batch = batches[i]
             w_eff, shift = models.effective()
-            scores = _forward(head, w_eff, shift, bias, tokens.values, batch)
+            x = _block(shuffled.values, batch.rows)
+            scores = _forward(head, w_eff, shift, bias, x, batch)
             target = labels[prompts][:, None].expand_as(scores)
             weights = use[prompts]
             loss_each = F.binary_cross_entropy_with_logits(scores, target, reduction="none")
@@ -181,39 +236,58 @@ def fit_models(
                 weight.mul_(decay)
             optimizer.step()
         models.epochs_run += 1
-        if held_out_mask is None:
+        if snapshot is not None:
+            with torch.no_grad():
+                cols = torch.as_tensor(snapshot_cols == models.epochs_run)
+                snapshot[0][:, cols] = weight[:, cols]
+                rows = torch.as_tensor(np.asarray(snapshot_epochs) == models.epochs_run)
+                snapshot[1][rows] = bias[rows]
+            if models.epochs_run >= int(np.max(snapshot_epochs)):
+                break
+        if held_out is None:
             continue
-        epoch_loss, epoch_auroc = _held_out(models, tokens, y, held_out_mask)
+        with torch.no_grad():
+            w_eff, shift = models.effective()
+            scores = _score(models, w_eff, shift, shuffled, batches)
+        epoch_loss, epoch_auroc = _held_out(scores, y_order, held_out)
         losses.append(epoch_loss)
         aurocs.append(epoch_auroc)
         if candidate is not None and patience is not None:
-            current = min(epoch_loss[candidate == c].mean() for c in np.unique(candidate))
-            if current < best - 1e-6:
-                best, since_best = current, 0
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    break
-    if held_out_mask is not None:
+            for q in best:
+                if q in stopped:
+                    continue
+                mine = problem == q
+                current = min(
+                    epoch_loss[mine & (candidate == c)].mean() for c in np.unique(candidate[mine])
+                )
+                if current < best[q] - 1e-6:
+                    best[q], since_best[q] = current, 0
+                else:
+                    since_best[q] += 1
+                    if since_best[q] >= patience:
+                        stopped[q] = models.epochs_run
+            if len(stopped) == len(best):
+                break
+    if held_out is not None:
         models.held_out_loss = np.asarray(losses)
         models.held_out_auroc = np.asarray(aurocs)
-    models.weight = weight.detach()
-    models.bias = bias.detach()
+        models.stopped_at = {q: stopped.get(q, models.epochs_run) for q in best}
+    if snapshot is not None:
+        models.weight, models.bias = snapshot
+    else:
+        models.weight, models.bias = weight.detach(), bias.detach()
+    models.input_mask = None if input_mask is None else models.input_mask
     return models
 
 
-def _n_batches(tokens: TokenFeatures, batch_size: int) -> int:
-    return max(1, -(-tokens.n_prompts // batch_size))
-
-
 def _held_out(
-    models: FittedModels, tokens: TokenFeatures, y: np.ndarray, held_out: np.ndarray
+    scores: np.ndarray, y: np.ndarray, held_out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    scores = score_models(models, tokens)
     y = np.asarray(y).astype(int)
-    loss = np.full(models.n_models, np.nan)
-    auc = np.full(models.n_models, np.nan)
-    for m in range(models.n_models):
+    n_models = held_out.shape[0]
+    loss = np.full(n_models, np.nan)
+    auc = np.full(n_models, np.nan)
+    for m in range(n_models):
         rows = held_out[m]
         if not rows.any():
             continue
