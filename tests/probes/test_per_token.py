@@ -192,3 +192,46 @@ def test_bad_input_is_a_one_line_error():
         fit_per_token_probes(inputs, y, groups, settings=PerTokenSettings(window=9))
     with pytest.raises(ConfigError, match=r"unknown per-token probe\(s\) \['lstm'\]"):
         fit_per_token_probes(inputs, y, groups, probes=("lstm",))
+
+
+def _naive_scores(kind, a, lengths, alpha=0.5, window=3, tau=5.0):
+    """The module docstring's formulas, one prompt and one token at a time (a: [b, L, P])."""
+    out = []
+    for row, n in zip(a, lengths, strict=True):
+        s = [list(map(float, t)) for t in row[:n]]
+        if kind == "max_of_logits":
+            out.append(max(t[0] for t in s))
+        elif kind == "softmax":
+            w = np.exp(np.array([t[0] for t in s]) / tau)
+            out.append(float((w / w.sum()) @ np.array([t[0] for t in s])))
+        elif kind == "attention":
+            w = np.exp(np.array([t[0] for t in s]))
+            out.append(float((w / w.sum()) @ np.array([t[1] for t in s])))
+        elif kind == "multimax":
+            out.append(sum(max(t[h] for t in s) for h in range(len(s[0]))))
+        elif kind == "ema":
+            e, best = 0.0, -np.inf
+            for t in s:
+                e = alpha * t[0] + (1 - alpha) * e
+                best = max(best, e)
+            out.append(best)
+        else:
+            x = [t[0] for t in s]
+            windows = [np.mean(x[i : i + window]) for i in range(len(x) - window + 1)]
+            out.append(max(windows) if windows else np.mean(x))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", PER_TOKEN_PROBES)
+def test_heads_match_the_formulas(kind):
+    import torch
+
+    from saeprobe.probes.per_token.heads import make_head
+
+    head = make_head(kind, multimax_heads=3, window=3)
+    lengths = torch.tensor([9, 1, 2, 5])
+    a = torch.randn(4, 9, 1, head.n_projections, generator=torch.Generator().manual_seed(0))
+    mask = torch.arange(9)[None, :] < lengths[:, None]
+    got = head(a, mask, lengths)[:, 0].numpy()
+    want = _naive_scores(kind, a[:, :, 0].numpy(), lengths.tolist())
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

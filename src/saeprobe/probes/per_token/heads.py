@@ -19,7 +19,6 @@ probes well under Adam, so no smooth surrogate is needed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +30,6 @@ from saeprobe.errors import ConfigError
 __all__ = ["PER_TOKEN_PROBES", "Head", "make_head"]
 
 PER_TOKEN_PROBES = ("max_of_logits", "softmax", "attention", "multimax", "ema", "rolling_mean")
-# EMA kernel taps beyond which (1 - alpha)^j is below float32 resolution.
-_EMA_TOLERANCE = 1e-8
 
 
 def _masked_max(x: Tensor, mask: Tensor) -> Tensor:
@@ -82,20 +79,16 @@ class Head:
         return self._rolling_mean(x[..., 0], mask, lengths)
 
     def _ema(self, a: Tensor, mask: Tensor) -> Tensor:
-        """e_s for a [b, L, M], as a causal convolution with taps alpha (1 - alpha)^j.
-
-        The kernel is cut where (1 - alpha)^j < 1e-8 (24 taps at alpha 0.5), below float32
-        resolution of the sum, so this equals the recursion; it is exact when L is shorter.
-        """
-        b, length, m = a.shape
-        if self.alpha >= 1.0:
-            return a
-        taps = min(length, max(1, math.ceil(math.log(_EMA_TOLERANCE) / math.log(1 - self.alpha))))
-        j = torch.arange(taps, dtype=a.dtype)
-        kernel = (self.alpha * (1 - self.alpha) ** j).flip(0).view(1, 1, taps)
-        seq = a.masked_fill(~mask[..., None], 0.0).permute(0, 2, 1).reshape(b * m, 1, length)
-        out = F.conv1d(F.pad(seq, (taps - 1, 0)), kernel)
-        return out.reshape(b, m, length).permute(0, 2, 1)
+        """e_s for a [b, L, M] by a doubling scan: after step k, x_s holds
+        sum_{j < 2^k} alpha (1 - alpha)^j a_(s-j); ceil(log2 L) steps give the exact recursion
+        (from e_0 = 0) with log L shifted adds instead of L sequential ones."""
+        length = a.shape[1]
+        x = self.alpha * a.masked_fill(~mask[..., None], 0.0)
+        shift, decay = 1, 1.0 - self.alpha
+        while shift < length and decay > 0.0:
+            x = x + decay * F.pad(x[:, :-shift], (0, 0, shift, 0))
+            shift, decay = 2 * shift, decay * decay
+        return x
 
     def _rolling_mean(self, a: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
         b, length, m = a.shape
