@@ -152,6 +152,20 @@ DELTA_COLUMNS = (
 )
 
 
+_NO_SPREAD = dict.fromkeys(
+    (
+        "n_train_seeds",
+        "train_seed_auroc_min",
+        "train_seed_auroc_max",
+        "train_seed_auroc_std",
+        "n_sae_seeds",
+        "sae_seed_auroc_min",
+        "sae_seed_auroc_max",
+        "sae_seed_auroc_std",
+    )
+)
+
+
 def _json_safe(value: Any) -> Any:
     """Plain JSON types; NaN/inf become None (json.dumps would write invalid `NaN`)."""
     if isinstance(value, Mapping):
@@ -418,7 +432,8 @@ class _Run:
                 )
             per_split[split] = metrics
             self.out.replicates[(label, key["seed"], split)] = metrics.replicates
-            record = {**key, "split": split, **metrics.as_record()}
+            # Every record has every column; the seed spreads stay None where they do not apply.
+            record = {**key, "split": split, **metrics.as_record(), **_NO_SPREAD}
             if seed_scores is not None:
                 aucs = [auroc(y, s, split=split) for s in seed_scores[split]]
                 record |= {
