@@ -55,7 +55,9 @@ def _token_split(rng, n: int, d: int, direction: np.ndarray, base: int):
     hit = offsets[:-1] + (rng.random(n) * lengths).astype(int)
     values[hit[y == 1]] += 5.0 * direction
     base_ids = [f"b{base + i // 4}" for i in range(n)]
-    pooled = np.stack([values[a:b].max(axis=0) for a, b in zip(offsets[:-1], offsets[1:])])
+    pooled = np.stack(
+        [values[a:b].max(axis=0) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    )
     return TokenFeatures(values.astype(np.float16), offsets), y, base_ids, pooled
 
 
