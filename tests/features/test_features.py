@@ -118,3 +118,51 @@ def test_sae_for_another_width_is_rejected(minilm):
 def test_empty_prompt_is_rejected(minilm):
     with pytest.raises(DataError, match="prompt is empty"):
         extract_features(minilm, 3, ["ok", "   "], {}, POOLS[:1], progress=False)
+
+
+def test_per_token_rows_come_from_the_same_pass_and_round_trip(minilm, topk_sae, tmp_path):
+    from saeprobe.errors import FormatError
+    from saeprobe.features.cache import load_tokens, save_tokens, tokens_path
+
+    eot = Pooling(method="position", anchor="end_of_user_turn", offset=0)
+    pools = [Pooling(), eot]
+    feats = extract_features(
+        minilm, 3, TEXTS, {"t": topk_sae}, pools, batch_size=2, progress=False, per_token=True
+    )
+    tokens = feats.tokens
+    assert tokens.residual.dtype == np.float16 and tokens.n_prompts == 3
+    for i, text in enumerate(TEXTS):
+        turn = tokenize_user_turn(minilm.tokenizer, text, 512)
+        user = [j for j, m in enumerate(turn.user_mask) if m]
+        rows = slice(tokens.offsets[i], tokens.offsets[i + 1])
+        # The user's tokens, then the token closing the turn, in prompt order.
+        assert tokens.positions[rows].tolist() == [*user, turn.end_of_turn]
+        assert tokens.is_user[rows].tolist() == [True] * len(user) + [False]
+        with torch.no_grad():
+            h = capture_layers(
+                minilm.model, minilm.blocks, [3], input_ids=torch.tensor([turn.input_ids])
+            )[3][0]
+        expected = h[tokens.positions[rows]].numpy()
+        np.testing.assert_allclose(tokens.residual[rows], expected, rtol=2e-3, atol=2e-3)
+        # Pooled features are those of the same rows: eot+0 is the last row, max the user max.
+        np.testing.assert_allclose(feats.dense["eot+0"][i], expected[-1], atol=1e-5)
+    latents = tokens.latents["t"]
+    dense_z = latents.columns(np.arange(96))
+    user_only = [
+        np.flatnonzero(tokens.is_user[tokens.offsets[i] : tokens.offsets[i + 1]]) for i in range(3)
+    ]
+    for i in range(3):
+        block = dense_z[tokens.offsets[i] : tokens.offsets[i + 1]]
+        np.testing.assert_allclose(
+            block[user_only[i]].max(0), feats.latents["t"]["max"][i], atol=2e-3
+        )
+    assert (np.count_nonzero(dense_z, axis=1) <= 8).all()  # TopK k=8 stays sparse
+    path = tokens_path(tmp_path / "key.safetensors")
+    assert path.name == "key.tokens-v1.safetensors"
+    save_tokens(path, tokens)
+    back = load_tokens(path)
+    np.testing.assert_array_equal(back.residual, tokens.residual)
+    np.testing.assert_array_equal(back.latents["t"].columns([5, 1]), latents.columns([5, 1]))
+    with pytest.raises(FormatError, match=r"no per-token activations at .*enable per_token") as err:
+        load_tokens(tmp_path / "pooled-only.tokens-v1.safetensors")
+    assert "\n" not in str(err.value)

@@ -7,9 +7,10 @@ import pytest
 import yaml
 from harvest_helpers import cli
 
+from saeprobe.errors import ConfigError
 from saeprobe.features import extract as extract_module
 from saeprobe.pipeline import probe as probe_module
-from saeprobe.pipeline.probe import ProbeConfig, run_probe
+from saeprobe.pipeline.probe import ProbeConfig, load_probe_config, run_probe
 from saeprobe.sae.io import save_sae
 from saeprobe.sae.registry import create_sae
 
@@ -53,6 +54,16 @@ PROBE_TYPES = {
     "reconstruction",
     "random_latents",
 }
+# Two per-token probes, trained briefly: enough to check the wiring end to end.
+PER_TOKEN = {
+    "probes": ["max_of_logits", "attention"],
+    "max_epochs": 2,
+    "n_splits": 2,
+    "weight_decays": [0.1],
+    "train_seeds": [0, 1],
+    "sae_k": 2,
+    "sae_selection": "mean_diff",
+}
 
 
 def _setup(tmp_path):
@@ -88,6 +99,9 @@ def _setup(tmp_path):
         "ks": [1, 2, 5],
         "selections": ["mean_diff", "l1"],
         "n_bootstrap": 50,
+        "per_token": PER_TOKEN,
+        "linear": {"cs": [0.01, 1.0, 100.0], "n_splits": 3},
+        "l1": {"prescreen": 32},
     }
 
 
@@ -97,17 +111,32 @@ def test_probe_run_writes_every_probe_k_split_and_reuses_features(tmp_path, monk
     run_probe(cfg, tmp_path / "out", progress=False, log=lambda m: None)
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     records = results["results"]
-    assert {r["probe"] for r in records} == PROBE_TYPES
+    assert {r["probe"] for r in records} == PROBE_TYPES | set(PER_TOKEN["probes"])
     assert {r["split"] for r in records} == {"train", "val", "ood"}
+    # Per-token probes on the residual and on each SAE's 2 selected latents.
+    token = [r for r in records if r["probe"] in PER_TOKEN["probes"]]
+    assert {(r["sae"], r["k"]) for r in token} == {(None, None), ("topk", 2), ("relu", 2)}
+    assert {r["pooling"] for r in token} == {"tokens"}
+    assert all(r["n_train_seeds"] == 2 for r in token)
+    assert results["config"]["token_rows"] == "user tokens + position+1"
+    assert results["config"]["cs"] == [0.01, 1.0, 100.0] and results["config"]["l1_prescreen"] == 32
+    kinds = {c["kind"] for c in results["comparisons"]}
+    assert kinds == {"vs_dense", "best_sae_vs_dense", "sae_vs_residual_aggregation"}
+    assert all(r["fpr_at_val_threshold"] is not None for r in records)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| attention |" in summary and "Headline" in summary
     assert {r["k"] for r in records if r["probe"] == "k_sparse"} == {1, 2, 5}
     assert {r["sae"] for r in records if r["probe"] == "k_sparse"} == {"topk", "relu"}
     for r in records:
         assert r["auroc_ci_low"] <= r["auroc"] <= r["auroc_ci_high"]
-        assert r["pooling"] == "max" and "tpr_at_1pct_fpr" in r
+        assert "tpr_at_1pct_fpr" in r and "tpr_at_1pct_fpr_val_threshold" in r
+        if r["probe"] in PROBE_TYPES:
+            assert r["pooling"] == "max"
     groups = {(b["group_type"], b["group"]) for b in results["ood_breakdown"]}
     assert ("transform", "all_caps") in groups and ("transform", "random_suffix") in groups
-    for name in ("results.csv", "auroc_vs_k.png", "reconstruction_delta.md"):
+    for name in ("results.csv", "comparisons.csv", "auroc_vs_k.png", "reconstruction_delta.md"):
         assert (tmp_path / "out" / name).exists()
+    assert len(list((tmp_path / "cache" / "features").glob("*.tokens-v1.safetensors"))) == 1
     assert (tmp_path / "out" / "pooling-position+1" / "results.json").exists()
 
     def no_model(*a, **k):
@@ -139,3 +168,52 @@ def test_bad_probe_input_is_a_one_line_error(tmp_path, monkeypatch, change, mess
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode == 2 and last.startswith("error:") and message in last, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_unknown_per_token_probe_is_a_one_line_config_error(tmp_path):
+    (tmp_path / "probe.yaml").write_text(
+        yaml.safe_dump({"per_token": {"probes": ["max_of_logit"]}})
+    )
+    with pytest.raises(
+        ConfigError, match=r"per_token\.probes\.0: Input should be 'max_of_logits'"
+    ) as err:
+        load_probe_config(tmp_path / "probe.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_sae_seeds_train_the_sweep_again_per_seed(tmp_path, monkeypatch):
+    """saes.seeds: the sweep once more per extra seed, into SWEEP_OUT-seedS; copies named
+    RUN@seedS. (The spread they feed is tested in tests/probes/test_per_token.py.)"""
+    sweep = {
+        "stores": {"s": {"model": "minilm", "layer": 3, "max_tokens": 1000}},
+        "d_sae": 32,
+        "seed": 0,
+        "phases": [{"name": "p", "store": "s", "grid": [{"name": "a", "architecture": "relu"}]}],
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    calls = []
+    monkeypatch.setattr(
+        probe_module, "run_sweep", lambda cfg, out, progress: calls.append((cfg.seed, out))
+    )
+    cfg = ProbeConfig.model_validate(
+        {
+            "saes": {
+                "sweep": tmp_path / "sweep.yaml",
+                "sweep_out": tmp_path / "runs" / "sw",
+                "runs": ["a"],
+                "seeds": [0, 2, 5],
+            }
+        }
+    )
+    dirs, copies = probe_module.resolve_saes(cfg.saes, progress=False)
+    assert calls == [
+        (0, tmp_path / "runs" / "sw"),
+        (2, tmp_path / "runs" / "sw-seed2"),
+        (5, tmp_path / "runs" / "sw-seed5"),
+    ]
+    assert dirs == {
+        "a": tmp_path / "runs" / "sw" / "saes" / "a",
+        "a@seed2": tmp_path / "runs" / "sw-seed2" / "saes" / "a",
+        "a@seed5": tmp_path / "runs" / "sw-seed5" / "saes" / "a",
+    }
+    assert copies == {"a": ["a@seed2", "a@seed5"]}

@@ -9,6 +9,8 @@ from saeprobe.probes.metrics import (
     bootstrap_auroc,
     evaluate_scores,
     group_aurocs,
+    rates_at_threshold,
+    threshold_at_fpr,
     tpr_at_fpr,
 )
 
@@ -160,3 +162,41 @@ def test_grouped_bootstrap_with_one_row_per_group_matches_a_plain_weighted_auroc
 
     expected = roc_auc_score(y[draws], scores[draws]) if 0 < y[draws].sum() < 80 else None
     assert expected is not None and boot.replicates[0] == pytest.approx(expected, abs=1e-12)
+
+
+def _brute_val_threshold_rates(y_val, s_val, y_ood, s_ood, max_fpr):
+    """Every candidate threshold (each val score, or +inf = flag nothing), flag score >= t:
+    keep those whose val FPR is within max_fpr, take the lowest, apply it to OOD."""
+    feasible = []
+    for t in sorted(set(s_val.tolist())) + [np.inf]:
+        fpr_val = np.mean(s_val[y_val == 0] >= t)
+        if fpr_val <= max_fpr + 1e-12:
+            feasible.append(t)
+    t = min(feasible)
+    return np.mean(s_ood[y_ood == 1] >= t), np.mean(s_ood[y_ood == 0] >= t), t
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_val_threshold_tpr_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    y_val, y_ood = rng.integers(0, 2, 300), rng.integers(0, 2, 400)
+    y_val[:2] = y_ood[:2] = [0, 1]
+    # Rounded scores make ties; OOD is shifted, so its FPR at the val threshold is not 1 %.
+    s_val = np.round(rng.normal(size=300) + 2.0 * y_val, 1)
+    s_ood = np.round(rng.normal(size=400) + 1.0 * y_ood + 0.8, 1)
+    for max_fpr in (0.0, 0.01, 0.05):
+        tpr, fpr, t = _brute_val_threshold_rates(y_val, s_val, y_ood, s_ood, max_fpr)
+        threshold = threshold_at_fpr(y_val, s_val, max_fpr)
+        assert threshold == t
+        assert rates_at_threshold(y_ood, s_ood, threshold) == pytest.approx((tpr, fpr))
+        m = evaluate_scores(y_ood, s_ood, split="ood", n_bootstrap=5, max_fpr=max_fpr,
+                            val_threshold=threshold)  # fmt: skip
+        assert (m.tpr_at_1pct_fpr_val_threshold, m.fpr_at_val_threshold) == pytest.approx(
+            (tpr, fpr)
+        )
+        # On the split that set it, the threshold is the own-split operating point.
+        own = evaluate_scores(y_val, s_val, split="val", n_bootstrap=5, max_fpr=max_fpr,
+                              val_threshold=threshold)  # fmt: skip
+        assert own.tpr_at_1pct_fpr_val_threshold == own.tpr_at_1pct_fpr
+    # The shifted OOD negatives breach the 1 % budget at the val threshold.
+    assert _brute_val_threshold_rates(y_val, s_val, y_ood, s_ood, 0.01)[1] > 0.01

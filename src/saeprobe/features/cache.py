@@ -19,8 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from saeprobe.activations.harvest import weights_sha256
+from saeprobe.errors import FormatError
 from saeprobe.features.extract import Features
 from saeprobe.features.pooling import Pooling
+from saeprobe.features.tokens import SparseLatents, TokenCache
 from saeprobe.io_utils import atomic_write
 from saeprobe.lm.models import LoadedModel
 from saeprobe.sae.io import sae_fingerprint
@@ -29,6 +31,9 @@ from saeprobe.sae.io import sae_fingerprint
 # after the template's prefix (short prompts such as "user" used to match inside it), and fixed
 # positions are no longer clipped to the batch width (they could read padding).
 FEATURE_FORMAT = 2
+# The per-token file (`tokens_path`) sits beside the pooled one under the same key; its own
+# format number is in its name.
+TOKEN_FORMAT = 1
 
 
 def feature_key(
@@ -82,3 +87,43 @@ def load_features(path: Path) -> Features:
         else:
             feats.n_user_tokens = array
     return feats
+
+
+def tokens_path(features_path: Path) -> Path:
+    """Where the per-token activations of a pooled features file live (same key)."""
+    return features_path.with_name(f"{features_path.stem}.tokens-v{TOKEN_FORMAT}.safetensors")
+
+
+def save_tokens(path: Path, tokens: TokenCache) -> None:
+    tensors = {
+        "residual": torch.from_numpy(np.ascontiguousarray(tokens.residual)),
+        "offsets": torch.from_numpy(tokens.offsets.astype(np.int64)),
+        "positions": torch.from_numpy(tokens.positions.astype(np.int32)),
+        "is_user": torch.from_numpy(tokens.is_user.astype(bool)),
+    }
+    for name, z in tokens.latents.items():
+        tensors[f"latents/{name}/indptr"] = torch.from_numpy(z.indptr)
+        tensors[f"latents/{name}/indices"] = torch.from_numpy(z.indices)
+        tensors[f"latents/{name}/values"] = torch.from_numpy(z.values)
+        tensors[f"latents/{name}/d_sae"] = torch.tensor([z.d_sae], dtype=torch.int64)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def load_tokens(path: Path) -> TokenCache:
+    """The per-token cache at `path`; FormatError naming the fix when it is not there."""
+    if not Path(path).exists():
+        raise FormatError(
+            f"no per-token activations at {path}: these features were extracted without them; "
+            "re-extract with per-token activations (enable per_token in the probe config)"
+        )
+    raw = {k: t.numpy() for k, t in load_file(str(path)).items()}
+    parts: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in raw.items():
+        if key.startswith("latents/"):
+            _, name, what = key.split("/")
+            parts.setdefault(name, {})[what] = array
+    latents = {
+        name: SparseLatents(p["indptr"], p["indices"], p["values"], int(p["d_sae"][0]))
+        for name, p in parts.items()
+    }
+    return TokenCache(raw["residual"], raw["offsets"], raw["positions"], raw["is_user"], latents)

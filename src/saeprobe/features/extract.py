@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from saeprobe.activations.windows import Window, collate, pad_id
 from saeprobe.errors import DataError
 from saeprobe.features.pooling import Pooling
+from saeprobe.features.tokens import SparseLatents, TokenCache, compact_float
 from saeprobe.lm.chat import UserTurn, tokenize_user_turn
 from saeprobe.lm.hooks import capture_layers
 from saeprobe.lm.models import LoadedModel
@@ -33,6 +34,8 @@ class Features:
     )  # sae -> pool -> [n, d_sae]
     reconstruction: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     n_user_tokens: np.ndarray | None = None
+    # Per-token activations of the pooled tokens, when extracted with per_token=True.
+    tokens: TokenCache | None = None
 
 
 def check_saes(saes: dict[str, SAE], lm: LoadedModel) -> None:
@@ -116,25 +119,68 @@ def extract_features(
     batch_size: int = 16,
     progress: bool = True,
     use_autocast: bool = False,
+    per_token: bool = False,
 ) -> Features:
+    """Pooled features of every prompt; with `per_token`, also the per-token activations of
+    the pooled tokens (the user's text and any `position` token), from the same pass."""
     lm.check_layers([layer])
     check_saes(saes, lm)
     device = next(lm.model.parameters()).device
     saes = {name: sae.to(device).eval() for name, sae in saes.items()}
     out = {"dense": [], **{f"z:{s}": [] for s in saes}, **{f"r:{s}": [] for s in saes}}
+    token_blocks: list[dict] | None = [] if per_token else None
     turns = tokenize_turns(lm.tokenizer, texts, context)
     check_turns(turns, poolings)
     batches = _forward_batches(lm, turns, [layer], batch_size, progress, use_autocast)
     for layout, hidden in batches:
-        _pool_batch(hidden[layer], layout, saes, poolings, out)
+        _pool_batch(hidden[layer], layout, saes, poolings, out, token_blocks)
     order = length_order(turns)
     feats = Features(n_user_tokens=np.asarray([sum(t.user_mask) for t in turns]))
+    if token_blocks is not None:
+        feats.tokens = _token_cache(token_blocks, order, list(saes))
     for p in poolings:
         feats.dense[p.name] = _stack(out["dense"], p.name, order)
         for s in saes:
             feats.latents.setdefault(s, {})[p.name] = _stack(out[f"z:{s}"], p.name, order)
             feats.reconstruction.setdefault(s, {})[p.name] = _stack(out[f"r:{s}"], p.name, order)
     return feats
+
+
+def _token_cache(blocks: list[dict], order: list[int], sae_names: list[str]) -> TokenCache:
+    """Concatenate the per-batch token rows (in `length_order`) back into prompt order."""
+    lengths = np.concatenate([b["lengths"] for b in blocks])  # in length order
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    by_prompt = np.argsort(order)  # prompt i was the by_prompt[i]-th processed
+    rows = np.concatenate([np.arange(starts[j], starts[j] + lengths[j]) for j in by_prompt])
+    offsets = np.concatenate([[0], np.cumsum(lengths[by_prompt])]).astype(np.int64)
+
+    def gather(key: str) -> np.ndarray:
+        return np.concatenate([b[key] for b in blocks])[rows]
+
+    latents = {}
+    for name in sae_names:
+        merged = SparseLatents.concatenate(
+            [b["latents"][name] for b in blocks], blocks[0]["latents"][name].d_sae
+        )
+        counts = np.diff(merged.indptr)
+        entry_rows = np.repeat(np.arange(counts.size), counts)
+        # Entries of each row, rows in prompt order: a stable sort by the row's new index.
+        new_index = np.empty(counts.size, dtype=np.int64)
+        new_index[rows] = np.arange(rows.size)
+        entries = np.argsort(new_index[entry_rows], kind="stable")
+        latents[name] = SparseLatents(
+            indptr=np.concatenate([[0], np.cumsum(counts[rows])]).astype(np.int64),
+            indices=merged.indices[entries],
+            values=merged.values[entries],
+            d_sae=merged.d_sae,
+        )
+    return TokenCache(
+        residual=compact_float(gather("residual")),
+        offsets=offsets,
+        positions=gather("positions"),
+        is_user=gather("is_user"),
+        latents=latents,
+    )
 
 
 @torch.no_grad()
@@ -164,16 +210,23 @@ def extract_residuals(
     }
 
 
-def _pool_batch(hidden, layout, saes, poolings, out) -> None:
+def _pool_batch(hidden, layout, saes, poolings, out, token_blocks=None) -> None:
     """Append, per prompt, {pool name: vector} for the residual and each SAE's latents/recon.
 
     `layout` is (user mask, closing-token index, length) per prompt, what `token_rows` takes.
-    Only token rows some pooling reads are kept, and each SAE runs once on all of them.
+    Only token rows some pooling reads are kept, and each SAE runs once on all of them. With
+    `token_blocks`, every user token is kept too, and the batch's per-token rows are appended
+    there (see `_token_cache`).
     """
     rows_by_pool = {p.name: p.token_rows(*layout) for p in poolings}
-    needed, local, offsets = [], [], [0]
+    sources = list(rows_by_pool.values())
+    if token_blocks is not None:
+        user_mask = layout[0]
+        sources.append([torch.nonzero(m).flatten() for m in user_mask])
+    needed, local, offsets, kept = [], [], [0], []
     for i in range(hidden.shape[0]):
-        rows = torch.unique(torch.cat([r[i] for r in rows_by_pool.values()]))
+        rows = torch.unique(torch.cat([r[i] for r in sources]))
+        kept.append(rows)
         needed.append(hidden[i, rows])
         local.append({name: torch.searchsorted(rows, r[i]) for name, r in rows_by_pool.items()})
         offsets.append(offsets[-1] + len(rows))
@@ -182,6 +235,19 @@ def _pool_batch(hidden, layout, saes, poolings, out) -> None:
     for name, sae in saes.items():
         z = sae.encode(h_all)
         matrices[f"z:{name}"], matrices[f"r:{name}"] = z, sae.decode(z)
+    if token_blocks is not None:
+        user_mask = layout[0]
+        token_blocks.append(
+            {
+                "lengths": np.diff(offsets),
+                "residual": compact_float(h_all.cpu().numpy()),
+                "positions": torch.cat(kept).numpy().astype(np.int32),
+                "is_user": torch.cat([user_mask[i, r] for i, r in enumerate(kept)]).numpy(),
+                "latents": {
+                    name: SparseLatents.from_dense(matrices[f"z:{name}"].cpu()) for name in saes
+                },
+            }
+        )
     for key, matrix in matrices.items():
         for i in range(hidden.shape[0]):
             block = matrix[offsets[i] : offsets[i + 1]]

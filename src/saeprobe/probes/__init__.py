@@ -9,7 +9,13 @@ type on the training split only and scores train / val / ood:
 - `k_sparse`: k latents chosen by mean difference, normalised mean difference or an L1 path,
   then the dense probe's classifier on them;
 - `reconstruction`: the dense probe on the SAE reconstruction;
-- `random_latents`: k random firing latents, the control for `k_sparse`.
+- `random_latents`: k random firing latents, the control for `k_sparse`;
+- per-token probes (`saeprobe.probes.per_token`): max_of_logits, softmax, attention,
+  multimax, ema, rolling_mean, fitted once on per-token activations and passed to the suite as
+  `scored` probes.
+
+Metrics: AUROC with bootstrap intervals, TPR at 1 % FPR with the split's own and with the
+validation threshold, and paired comparisons between probes (`saeprobe.probes.comparisons`).
 """
 
 from saeprobe.probes.data import SPLITS, ProbeData, SaeFeatures
@@ -22,6 +28,7 @@ from saeprobe.probes.reconstruction import ReconstructionProbe
 from saeprobe.probes.selection import SELECTIONS
 from saeprobe.probes.suite import (
     DEFAULT_KS,
+    PER_TOKEN_PROBES,
     PROBE_TYPES,
     ProbeResults,
     run_probe_suite,
@@ -30,6 +37,7 @@ from saeprobe.probes.suite import (
 
 __all__ = [
     "DEFAULT_KS",
+    "PER_TOKEN_PROBES",
     "PROBE_TYPES",
     "SELECTIONS",
     "SPLITS",

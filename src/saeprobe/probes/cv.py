@@ -23,7 +23,18 @@ from sklearn.model_selection import StratifiedGroupKFold
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.probes.metrics import auroc
 
-__all__ = ["DEFAULT_CS", "DEFAULT_N_SPLITS", "CVResult", "group_folds", "new_logistic", "select_c"]
+__all__ = [
+    "C_CRITERIA",
+    "DEFAULT_CS",
+    "DEFAULT_C_CRITERION",
+    "DEFAULT_N_SPLITS",
+    "CVResult",
+    "choose_c",
+    "group_folds",
+    "log_loss",
+    "new_logistic",
+    "select_c",
+]
 
 # Inverse L2 strengths for features standardised to unit variance. sklearn's objective is
 # 0.5*|w|^2 + C * sum(log-loss). At the small end (C=1e-5 with ~2,400 rows per fold) the weights
@@ -33,6 +44,12 @@ __all__ = ["DEFAULT_CS", "DEFAULT_N_SPLITS", "CVResult", "group_folds", "new_log
 DEFAULT_CS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 DEFAULT_N_SPLITS = 5
 _MAX_ITER = 1000
+# How CV picks C. Harmful intent is easy in distribution, so the mean CV AUROC of most Cs is
+# 1.0 (or equal to 4 decimals) and "auroc" then takes the most regularised C by its tie rule;
+# the held-out log-loss still separates them (it rewards confident correct margins), so the
+# default breaks AUROC ties by it. "log_loss" chooses by the log-loss alone.
+C_CRITERIA = ("auroc_then_log_loss", "auroc", "log_loss")
+DEFAULT_C_CRITERION = "auroc_then_log_loss"
 
 
 def new_logistic(c: float) -> LogisticRegression:
@@ -89,14 +106,23 @@ def group_folds(
         return [(tr, te) for tr, te in splitter.split(np.zeros(y.size), y, codes)]
 
 
+def log_loss(y: np.ndarray, logits: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits, computed stably (no probability clipping)."""
+    y = np.asarray(y).astype(bool)
+    z = np.asarray(logits, dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, np.where(y, -z, z))))
+
+
 @dataclass(frozen=True)
 class CVResult:
-    """The chosen C and the mean held-out-fold AUROC of every candidate."""
+    """The chosen C and the mean held-out-fold AUROC and log-loss of every candidate."""
 
     c: float
     cs: tuple[float, ...]
     mean_auroc: tuple[float, ...]
     n_folds_scored: int
+    mean_log_loss: tuple[float, ...] = ()
+    criterion: str = DEFAULT_C_CRITERION
 
     @property
     def at_edge(self) -> bool:
@@ -111,6 +137,27 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [(a - mean) / scale for a in (train, *others)]
 
 
+def choose_c(mean_auroc: Sequence[float], mean_log_loss: Sequence[float], criterion: str) -> int:
+    """Index of the chosen C in a grid sorted ascending (see `C_CRITERIA`).
+
+    "auroc": the highest mean AUROC, ties to the smallest C (strongest regularisation).
+    "auroc_then_log_loss": among the Cs with the highest mean AUROC (equal to 1e-12), the
+    lowest mean log-loss; remaining ties to the smallest C. "log_loss": the lowest mean
+    log-loss, ties to the smallest C.
+    """
+    if criterion not in C_CRITERIA:
+        raise ConfigError(f"unknown C criterion {criterion!r}; use one of {C_CRITERIA}")
+    auc = np.asarray(mean_auroc, dtype=np.float64)
+    loss = np.asarray(mean_log_loss, dtype=np.float64)
+    if criterion == "auroc":
+        return int(np.flatnonzero(auc == auc.max())[0])
+    candidates = np.arange(auc.size)
+    if criterion == "auroc_then_log_loss":
+        candidates = np.flatnonzero(auc >= auc.max() - 1e-12)
+    best = loss[candidates].min()
+    return int(candidates[np.flatnonzero(loss[candidates] == best)[0]])
+
+
 def select_c(
     x: np.ndarray,
     y: np.ndarray,
@@ -119,21 +166,25 @@ def select_c(
     cs: Sequence[float] = DEFAULT_CS,
     n_splits: int = DEFAULT_N_SPLITS,
     seed: int = 0,
+    criterion: str = DEFAULT_C_CRITERION,
 ) -> CVResult:
-    """Pick C by grouped k-fold CV AUROC on (x, y): the training split and nothing else.
+    """Pick C by grouped k-fold CV on (x, y): the training split and nothing else.
 
     Each fold standardises with its own training rows' statistics (the held-out fold must not
     leak into the scaling either), then fits the C grid from strongest to weakest
-    regularisation, warm-starting each fit from the previous solution. The score is the mean
-    over folds of the held-out AUROC; folds whose held-out or training part lacks a class are
-    skipped. The highest mean wins; exact ties go to the smaller C (stronger regularisation).
+    regularisation, warm-starting each fit from the previous solution. Each C gets the mean
+    over folds of the held-out AUROC and log-loss; folds whose held-out or training part lacks
+    a class are skipped. `criterion` picks C from those curves (`choose_c`).
     """
     cs_sorted = tuple(sorted(float(c) for c in cs))
     if not cs_sorted or cs_sorted[0] <= 0:
         raise ConfigError(f"cs={tuple(cs)} must be non-empty and positive; pass e.g. {DEFAULT_CS}")
+    if criterion not in C_CRITERIA:
+        raise ConfigError(f"unknown C criterion {criterion!r}; use one of {C_CRITERIA}")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y).astype(int)
     totals = np.zeros(len(cs_sorted))
+    losses = np.zeros(len(cs_sorted))
     scored = 0
     for tr, te in group_folds(y, groups, n_splits, seed):
         if np.unique(y[tr]).size < 2 or np.unique(y[te]).size < 2:
@@ -143,7 +194,9 @@ def select_c(
         for j, c in enumerate(cs_sorted):
             model.set_params(C=c)
             fit_quietly(model, x_tr, y[tr])
-            totals[j] += auroc(y[te], model.decision_function(x_te), split="cv fold")
+            held_out = model.decision_function(x_te)
+            totals[j] += auroc(y[te], held_out, split="cv fold")
+            losses[j] += log_loss(y[te], held_out)
         scored += 1
     if scored == 0:
         raise DataError(
@@ -151,10 +204,13 @@ def select_c(
             "and held-out parts; add base prompts of both classes to the training split"
         )
     mean = totals / scored
-    best = int(np.flatnonzero(mean == mean.max())[0])  # first = smallest C among ties
+    mean_loss = losses / scored
+    best = choose_c(mean, mean_loss, criterion)
     return CVResult(
         c=cs_sorted[best],
         cs=cs_sorted,
         mean_auroc=tuple(float(v) for v in mean),
         n_folds_scored=scored,
+        mean_log_loss=tuple(float(v) for v in mean_loss),
+        criterion=criterion,
     )

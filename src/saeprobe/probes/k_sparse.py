@@ -44,12 +44,15 @@ class KSparseProbe:
         n_splits: int = cv.DEFAULT_N_SPLITS,
         seed: int = 0,
         l1_prescreen: int = DEFAULT_L1_PRESCREEN,
+        criterion: str = cv.DEFAULT_C_CRITERION,
     ) -> None:
         self.k = k
         self.selection = selection
         self.latents = None if latents is None else np.asarray(latents, dtype=int)
         self.l1_prescreen = l1_prescreen
-        self.classifier = StandardizedLogistic(c=c, cs=cs, n_splits=n_splits, seed=seed)
+        self.classifier = StandardizedLogistic(
+            c=c, cs=cs, n_splits=n_splits, seed=seed, criterion=criterion
+        )
 
     def _select(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.selection not in SELECTIONS:

@@ -50,7 +50,8 @@ class StandardizedLogistic:
     """Standardise with training statistics, then L2 logistic regression.
 
     `c=None` chooses C from `cs` by `cv.select_c` (grouped CV on the rows given to `fit`,
-    which must be the training split); a number fixes C and skips CV. `fit` takes one split
+    which must be the training split, picked by `criterion`, see `cv.C_CRITERIA`); a number
+    fixes C and skips CV. `fit` takes one split
     only, so nothing from validation or OOD data can reach the scaler or the choice of C.
     """
 
@@ -61,13 +62,17 @@ class StandardizedLogistic:
         cs: Sequence[float] = cv.DEFAULT_CS,
         n_splits: int = cv.DEFAULT_N_SPLITS,
         seed: int = 0,
+        criterion: str = cv.DEFAULT_C_CRITERION,
     ) -> None:
         if c is not None and c <= 0:
             raise ConfigError(f"c={c} must be positive; pass e.g. 1.0 or None to use CV")
+        if criterion not in cv.C_CRITERIA:
+            raise ConfigError(f"unknown C criterion {criterion!r}; use one of {cv.C_CRITERIA}")
         self.c = c
         self.cs = tuple(cs)
         self.n_splits = n_splits
         self.seed = seed
+        self.criterion = criterion
 
     def fit(
         self, x: np.ndarray, y: np.ndarray, groups: Sequence[object] | np.ndarray | None = None
@@ -80,7 +85,15 @@ class StandardizedLogistic:
                     "choosing C by grouped CV needs the training base_id of every row; "
                     "pass groups=base_id['train'] (or fix c)"
                 )
-            self.cv_ = cv.select_c(x, y, groups, cs=self.cs, n_splits=self.n_splits, seed=self.seed)
+            self.cv_ = cv.select_c(
+                x,
+                y,
+                groups,
+                cs=self.cs,
+                n_splits=self.n_splits,
+                seed=self.seed,
+                criterion=self.criterion,
+            )
             self.c_ = self.cv_.c
         else:
             self.cv_ = None
@@ -106,11 +119,13 @@ class StandardizedLogistic:
         return ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
 
     def info(self) -> dict[str, Any]:
-        """Fitted details worth recording: chosen C and the CV curve."""
+        """Fitted details worth recording: chosen C and the CV curves."""
         out: dict[str, Any] = {"c": self.c_}
         if self.cv_ is not None:
+            out["c_criterion"] = self.cv_.criterion
             out["cv_cs"] = list(self.cv_.cs)
             out["cv_auroc"] = list(self.cv_.mean_auroc)
+            out["cv_log_loss"] = list(self.cv_.mean_log_loss)
             out["cv_folds"] = self.cv_.n_folds_scored
             out["c_at_grid_edge"] = self.cv_.at_edge
         return out

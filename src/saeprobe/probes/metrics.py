@@ -26,7 +26,9 @@ __all__ = [
     "bootstrap_auroc",
     "evaluate_scores",
     "group_aurocs",
+    "threshold_at_fpr",
     "tpr_at_fpr",
+    "rates_at_threshold",
 ]
 
 DEFAULT_N_BOOTSTRAP = 1000
@@ -285,7 +287,8 @@ def tpr_at_fpr(
     A row is flagged when its score is >= the threshold; thresholds range over the distinct
     scores plus +inf (flag nothing), so ties are flagged together, never split. The threshold is
     chosen on the negatives of the split being evaluated, which makes this an in-sample,
-    slightly optimistic operating point. With fewer than 1/max_fpr negatives (100 at 1 %), no
+    slightly optimistic operating point (under shift, very optimistic: `threshold_at_fpr` on
+    validation plus `rates_at_threshold` gives the deployable one). With fewer than 1/max_fpr negatives (100 at 1 %), no
     false positive is allowed, so the value is the TPR at zero false positives.
     """
     if not 0 <= max_fpr <= 1:
@@ -302,6 +305,39 @@ def tpr_at_fpr(
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
+def threshold_at_fpr(
+    y: np.ndarray | Sequence[int],
+    scores: np.ndarray | Sequence[float],
+    max_fpr: float = DEFAULT_MAX_FPR,
+    *,
+    split: str = "val",
+) -> float:
+    """The operating threshold `tpr_at_fpr` uses on this split: the lowest of the split's
+    distinct scores (or +inf) at which flagging `score >= threshold` keeps the split's FPR
+    within `max_fpr`. Fixed on validation, it is the threshold one would deploy."""
+    if not 0 <= max_fpr <= 1:
+        raise DataError(f"max_fpr={max_fpr} must be a rate in [0, 1]; pass e.g. 0.01")
+    pos = _labels(y, split)
+    s = _scores(scores, pos.size, split)
+    neg_sorted = np.sort(s[~pos])
+    thresholds = np.append(np.unique(s), np.inf)
+    fpr = (neg_sorted.size - np.searchsorted(neg_sorted, thresholds, "left")) / neg_sorted.size
+    return float(thresholds[np.flatnonzero(fpr <= max_fpr + 1e-12)[0]])
+
+
+def rates_at_threshold(
+    y: np.ndarray | Sequence[int],
+    scores: np.ndarray | Sequence[float],
+    threshold: float,
+    *,
+    split: str = "scores",
+) -> tuple[float, float]:
+    """(TPR, FPR) of flagging `score >= threshold` on a split."""
+    pos = _labels(y, split)
+    flagged = _scores(scores, pos.size, split) >= threshold
+    return float(flagged[pos].mean()), float(flagged[~pos].mean())
+
+
 @dataclass(frozen=True)
 class SplitMetrics:
     """Everything the suite records about one probe's scores on one split."""
@@ -313,13 +349,20 @@ class SplitMetrics:
     n: int
     n_pos: int
     replicates: np.ndarray
+    # The deployable operating point: the threshold fixed on the validation negatives
+    # (`threshold_at_fpr` of val) applied unchanged to this split, and the FPR it realises
+    # here. None when no validation split was scored.
+    tpr_at_1pct_fpr_val_threshold: float | None = None
+    fpr_at_val_threshold: float | None = None
 
-    def as_record(self) -> dict[str, float | int]:
+    def as_record(self) -> dict[str, float | int | None]:
         return {
             "auroc": self.auroc,
             "auroc_ci_low": self.auroc_ci_low,
             "auroc_ci_high": self.auroc_ci_high,
             "tpr_at_1pct_fpr": self.tpr_at_1pct_fpr,
+            "tpr_at_1pct_fpr_val_threshold": self.tpr_at_1pct_fpr_val_threshold,
+            "fpr_at_val_threshold": self.fpr_at_val_threshold,
             "n": self.n,
             "n_pos": self.n_pos,
         }
@@ -334,13 +377,18 @@ def evaluate_scores(
     seed: int | Sequence[int] = 0,
     max_fpr: float = DEFAULT_MAX_FPR,
     groups: Sequence[object] | np.ndarray | None = None,
+    val_threshold: float | None = None,
 ) -> SplitMetrics:
     """AUROC, its bootstrap interval (by group when `groups` is given), TPR at `max_fpr`
-    (1 % by default), and class counts."""
+    (1 % by default) with the split's own threshold, and class counts. With `val_threshold`
+    (from `threshold_at_fpr` on the validation split), also the TPR and realised FPR there."""
     pos = _labels(y, split)
     boot = bootstrap_auroc(
         pos, scores, n_bootstrap=n_bootstrap, seed=seed, split=split, groups=groups
     )
+    at_val = (None, None)
+    if val_threshold is not None:
+        at_val = rates_at_threshold(pos, scores, val_threshold, split=split)
     return SplitMetrics(
         auroc=auroc(pos, scores, split=split),
         auroc_ci_low=boot.low,
@@ -349,6 +397,8 @@ def evaluate_scores(
         n=int(pos.size),
         n_pos=int(pos.sum()),
         replicates=boot.replicates,
+        tpr_at_1pct_fpr_val_threshold=at_val[0],
+        fpr_at_val_threshold=at_val[1],
     )
 
 

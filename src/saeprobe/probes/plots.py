@@ -34,6 +34,16 @@ _SELECTION_STYLE: dict[str, tuple[Any, str]] = {
     "l1": ((0, (3, 1, 1, 1, 1, 1)), "^"),
     "random": (":", "x"),
 }
+# Per-token probes on the residual: horizontal lines in one dark colour family each, loosely
+# dashed, so they read as references next to the dense probe's black dashed line.
+_PER_TOKEN_STYLE: dict[str, tuple[str, Any]] = {
+    "max_of_logits": ("#8c2d04", (0, (6, 2))),
+    "softmax": ("#6a51a3", (0, (6, 2))),
+    "attention": ("#005a32", (0, (6, 2))),
+    "multimax": ("#084594", (0, (6, 2))),
+    "ema": ("#99000d", (0, (2, 2))),
+    "rolling_mean": ("#525252", (0, (2, 2))),
+}
 
 
 def _records(results: ProbeResults | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -66,7 +76,8 @@ def plot_auroc_vs_k(
     Colour identifies the SAE; line style and marker identify the selection (mean_diff solid
     circles, mean_diff_normalized dash-dot squares, l1 dash-dot-dot triangles, the
     random-latent control dotted crosses). The 1-sparse probe is a star at k=1, the dense probe
-    a black dashed line, the difference-of-means probe a grey dashed line. Shaded bands are the
+    a black dashed line, the difference-of-means probe a grey dashed line, and each per-token
+    probe on the residual (max_of_logits, softmax, attention, ...) a coloured horizontal line. Shaded bands are the
     bootstrap 95 % intervals (averaged over seeds when there are several). x is logarithmic
     with a tick at every k.
     """
@@ -100,7 +111,13 @@ def plot_auroc_vs_k(
             )
             for selection in series:
                 ks, mean, low, high = _mean_over_seeds(
-                    [r for r in keyed if r["selection"] == selection and r["k"] is not None]
+                    [
+                        r
+                        for r in keyed
+                        if r["selection"] == selection
+                        and r["k"] is not None
+                        and r["probe"] in ("k_sparse", "random_latents")
+                    ]
                 )
                 style, marker = _SELECTION_STYLE.get(selection, ("-", "o"))
                 label = f"{sae}: {selection}"
@@ -138,6 +155,14 @@ def plot_auroc_vs_k(
             ref = [r["auroc"] for r in in_split if r["probe"] == probe]
             if ref:
                 handles.setdefault(label, ax.axhline(float(np.mean(ref)), label=label, **kw))
+        for probe, (colour, style) in _PER_TOKEN_STYLE.items():
+            ref = [r["auroc"] for r in in_split if r["probe"] == probe and r.get("sae") is None]
+            if ref:
+                label = f"per-token {probe}"
+                line = ax.axhline(
+                    float(np.mean(ref)), color=colour, linestyle=style, lw=1.2, label=label
+                )
+                handles.setdefault(label, line)
         n = next((r["n"] for r in in_split), None)
         n_pos = next((r["n_pos"] for r in in_split), None)
         ax.set_title(f"{_SPLIT_TITLES.get(split, split)}  (n={n}, {n_pos} pos)", fontsize=11)

@@ -32,8 +32,9 @@ class RandomLatentsProbe(KSparseProbe):
         cs: Sequence[float] = cv.DEFAULT_CS,
         n_splits: int = cv.DEFAULT_N_SPLITS,
         seed: int = 0,
+        criterion: str = cv.DEFAULT_C_CRITERION,
     ) -> None:
-        super().__init__(k, "random", c=c, cs=cs, n_splits=n_splits, seed=seed)
+        super().__init__(k, "random", c=c, cs=cs, n_splits=n_splits, seed=seed, criterion=criterion)
         self.latent_seed = seed if latent_seed is None else latent_seed
 
     def _select(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
