@@ -164,6 +164,29 @@ def heldout_windows(doc_id: np.ndarray, window: np.ndarray, fraction: float, see
 # --- the streaming state ---------------------------------------------------------------------
 
 
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN, _M1, _M2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shr(x: Tensor, k: int) -> Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def hash_keys(seed: int, units: Tensor, width: int) -> Tensor:
+    """Uniform [0, 1) keys [len(units), width], a pure function of (seed, window, column): the
+    samples do not depend on how the pass is cut into blocks. splitmix64 in wrapping int64."""
+    x = units.to(torch.long).unsqueeze(1) * width + torch.arange(width, device=units.device)
+    x = x + (seed + 1) * _GOLDEN
+    x = (x ^ _shr(x, 30)) * _M1
+    x = (x ^ _shr(x, 27)) * _M2
+    x = x ^ _shr(x, 31)
+    return _shr(x, 11).to(torch.float64).mul_(2.0**-53).to(torch.float32)
+
+
 class _Slots:
     """n slots per latent: a key to rank by and the example fields, all [n, d_sae, ...]."""
 
@@ -250,7 +273,7 @@ class _Collector:
         self.max_act = torch.maximum(self.max_act, unit_max.max(0).values)
 
         cand = self._spans(z, unit_max, peak_row, unit_lengths, units, row0)
-        gen = torch.Generator(device=z.device).manual_seed(cfg.seed * 1_000_003 + int(units[0]))
+        keys = hash_keys(cfg.seed, units, d + 1)  # column d keys the window itself
         for p_index, p in enumerate(PARTS):
             sel = torch.nonzero(part == p_index).flatten()
             if not sel.numel():
@@ -258,10 +281,8 @@ class _Collector:
             sub = {k: v[sel] for k, v in cand.items()}
             f = fired[sel]
             self.top[p].merge(torch.where(f, unit_max[sel], -torch.inf), sub)
-            keys = torch.rand(f.shape, generator=gen, device=z.device)
-            self.sample[p].merge(torch.where(f, keys, torch.inf), sub)
-            unit_keys = torch.rand(len(sel), generator=gen, device=z.device)
-            self.negatives[p].merge(unit_keys, units[sel], f)
+            self.sample[p].merge(torch.where(f, keys[sel, :d], torch.inf), sub)
+            self.negatives[p].merge(keys[sel, d], units[sel], f)
 
     def _spans(self, z, unit_max, peak_row, unit_lengths, units, row0) -> dict[str, Tensor]:
         """Per (window, latent): the span around the peak token and its activations."""
