@@ -91,7 +91,7 @@ def test_baseline_recovers_a_planted_token_latent():
 
 
 def test_lenient_parsing():
-    assert parse_explanation("Explanation: the word \"cat\".\nMore text") == ('the word "cat"', False)
+    assert parse_explanation('Explanation: the word "cat".\nMore text') == ('the word "cat"', False)
     assert parse_explanation("The feature responds to animals.") == ("animals", False)
     assert parse_explanation("  ***  ") == ("", True)
     assert parse_yes_no("Yes, it does") is True and parse_yes_no("NO.") is False

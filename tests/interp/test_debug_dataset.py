@@ -78,10 +78,18 @@ def planted(tiny_llama, tmp_path_factory):
                 "val_fraction": 0.2,
                 "ood_fraction": 0.0,
                 "sources": [
-                    {"name": "bad", "kind": "jsonl", "path": str(root / "harmful.jsonl"),
-                     "label": "harmful"},
-                    {"name": "good", "kind": "jsonl", "path": str(root / "harmless.jsonl"),
-                     "label": "harmless"},
+                    {
+                        "name": "bad",
+                        "kind": "jsonl",
+                        "path": str(root / "harmful.jsonl"),
+                        "label": "harmful",
+                    },
+                    {
+                        "name": "good",
+                        "kind": "jsonl",
+                        "path": str(root / "harmless.jsonl"),
+                        "label": "harmless",
+                    },
                 ],  # fmt: skip
             },
         }
@@ -130,3 +138,17 @@ def test_one_class_split_is_an_error(planted, tmp_path):
     cfg.dataset["sources"] = cfg.dataset["sources"][:1]
     with pytest.raises(DataError, match="only harmful rows"):
         run_debug_dataset(cfg, tmp_path / "x", progress=False)
+
+
+def test_flag_rule_on_a_common_ending():
+    from saeprobe.interp.patterns import flag_pattern, split_patterns
+
+    # 70 % of the split ends in "."; a latent whose top prompts all do is still flagged, and
+    # its ending wins over length when the latent peaks on the last token.
+    short = [f"item{i} {'x ' * (i % 4)}done." for i in range(70)]
+    long = [f"entry{i} " + "y " * (10 + i) for i in range(30)]
+    split = short + long
+    patterns = split_patterns(split, [len(t.split()) for t in split])
+    assert flag_pattern(short[:20], split, patterns, peaks_at_end=1.0).name == "ending_period"
+    assert flag_pattern(long[-20:], split, patterns).name == "long"
+    assert flag_pattern(short[:10] + long[:10], split, patterns) is None

@@ -9,9 +9,9 @@ they fire on, and flag the ones that fire on surface cues (seed_spec §5).
 Ranking: latents are ordered by |mean difference| (positive minus negative class mean of the
 pooled activation, the study's statistic) and by |AUROC - 0.5| (the best single-latent
 separators); the two orders are merged alternately, each latent kept once, and the first
-`n_top` become the findings. A latent is flagged with a pattern (see `patterns.py`) when at
-least half of its `pattern_examples` most-activating prompts share it and that share is at
-least twice the split's.
+`n_top` become the findings. A latent is flagged with a pattern when its `pattern_examples`
+most-activating prompts share it far more often than the split does (the rule is in
+`patterns.py`).
 
 Writes OUT/dataset/ (the built dataset), OUT/findings.json (a list of records
 `{rank, latent, mean_diff, auroc, pattern, rate_pos, rate_neg, ...}`, where rate_pos / rate_neg
@@ -169,9 +169,11 @@ def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, 
     findings = []
     for rank, i in enumerate(chosen, 1):
         top = tops[i]
-        flag = flag_pattern([texts[r] for r in top], texts, patterns)
         fires = z[:, i] > 0
         col = chosen.index(i)
+        shown_acts = [per_token[int(r)][1][:, col] for r in top[: cfg.n_examples]]
+        at_end = np.mean([a.size and int(np.argmax(a)) == a.size - 1 for a in shown_acts] or [0])
+        flag = flag_pattern([texts[r] for r in top], texts, patterns, float(at_end))
         examples = []
         for r in top[: cfg.n_examples]:
             tokens, acts = per_token[int(r)]
@@ -204,6 +206,7 @@ def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, 
                 "top_pos": int((y[top] == 1).sum()),
                 "top_neg": int((y[top] == 0).sum()),
                 "peak_token": _peak_token(examples),
+                "peaks_at_end": float(at_end),
                 "examples": examples,
             }
         )

@@ -1,8 +1,12 @@
 """Surface patterns of prompts: cheap text predicates that tell prompt sources apart.
 
 A latent is flagged with a pattern when its most-activating prompts share it far more often than
-the prompts of the split do (`flag_pattern`). The patterns are the cues the study's dataset
-debugging found, and their relatives:
+the prompts of the split do (`flag_pattern`): at least half of them have it, and the odds of
+having it are at least 3x the split's (counts smoothed by 1/2). Of the patterns that pass, the
+one with the largest excess (its rate among the top prompts minus its rate in the split) is
+named, except that an ending pattern wins outright when the latent peaks on the prompt's last
+token in at least half of the top prompts shown: then it reads the ending itself. The patterns
+are the cues the study's dataset debugging found, and their relatives:
 
     question_mark     ends in "?"
     ending_period     ends in "."
@@ -27,8 +31,9 @@ import numpy as np
 
 # Flag when at least this share of the top examples has the pattern...
 MIN_TOP_RATE = 0.5
-# ...and at least this many times the split's own rate.
-MIN_LIFT = 2.0
+# ...and the odds of having it are at least this many times the split's.
+MIN_ODDS_RATIO = 3.0
+ENDINGS = ("question_mark", "ending_period", "ending_bracket", "ending_other")
 
 _BRACKETS = set("()[]{}")
 _CLOSING = set(")]}")
@@ -85,24 +90,36 @@ class Flag:
     name: str
     top_rate: float
     split_rate: float
+    odds_ratio: float
 
-    @property
-    def lift(self) -> float:
-        return self.top_rate / self.split_rate if self.split_rate > 0 else float("inf")
+
+def _odds(k: float, n: int) -> float:
+    return (k + 0.5) / (n - k + 0.5)
 
 
 def flag_pattern(
-    top_texts: Sequence[str], split_texts: Sequence[str], patterns: Sequence[Pattern]
+    top_texts: Sequence[str],
+    split_texts: Sequence[str],
+    patterns: Sequence[Pattern],
+    peaks_at_end: float = 0.0,
 ) -> Flag | None:
-    """The pattern most over-represented among `top_texts`, if any passes both thresholds.
+    """The pattern that best describes `top_texts` against `split_texts`, if any passes.
 
-    Ties go to the earlier pattern in `patterns` (the more specific endings come first)."""
-    best: Flag | None = None
+    `peaks_at_end` is the share of the top prompts whose largest activation is on their last
+    token. Ties go to the earlier pattern in `patterns` (the specific endings come first)."""
+    passing: list[Flag] = []
+    n_top, n_split = len(top_texts), len(split_texts)
+    if not n_top or not n_split:
+        return None
     for p in patterns:
-        top, base = rate(p, top_texts), rate(p, split_texts)
-        if top < MIN_TOP_RATE or top < MIN_LIFT * base:
-            continue
-        flag = Flag(p.name, top, base)
-        if best is None or (flag.top_rate - flag.split_rate) > (best.top_rate - best.split_rate):
-            best = flag
-    return best
+        k_top = sum(p.test(t) for t in top_texts)
+        k_split = sum(p.test(t) for t in split_texts)
+        ratio = _odds(k_top, n_top) / _odds(k_split, n_split)
+        if k_top / n_top >= MIN_TOP_RATE and ratio >= MIN_ODDS_RATIO:
+            passing.append(Flag(p.name, k_top / n_top, k_split / n_split, ratio))
+    if not passing:
+        return None
+    endings = [f for f in passing if f.name in ENDINGS]
+    if endings and peaks_at_end >= 0.5:
+        passing = endings
+    return max(passing, key=lambda f: f.top_rate - f.split_rate)
