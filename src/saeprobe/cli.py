@@ -442,13 +442,15 @@ autointerp_options = _options(
 @click.option("--latents", "latents_dir", required=True, type=_PATH, help="records directory")
 @click.option("--sae", type=_PATH, help="check that the records belong to this SAE")
 @click.option("--out", required=True, type=_PATH, help="results directory (re-run to resume)")
+@click.option("--config", "config_path", type=_PATH, help="YAML of settings; options override")
 @autointerp_options
-def autointerp(latents_dir, scoring, api_key, **o):
+def autointerp(latents_dir, config_path, scoring, api_key, **o):
     """Explain latents with an LLM and score the explanations on held-out examples."""
     from saeprobe.interp.autointerp import AutointerpConfig, run_autointerp
     from saeprobe.sae.config import build_config
+    from saeprobe.yaml_config import load_yaml_config
 
-    data = _given(o) | {"latents": latents_dir}
+    data = load_yaml_config(config_path) | _given(o) | {"latents": latents_dir}
     if _scorings(scoring):
         data["scoring"] = _scorings(scoring)
     cfg = build_config(AutointerpConfig, data, what="autointerp settings")
@@ -477,16 +479,23 @@ def _autointerp_line(report: dict[str, Any]) -> str:
 @click.option("--runs", help="comma-separated runs of the sweep [all]")
 @click.option("--store", help="read every SAE on this store of the sweep [each phase's]")
 @click.option("--max-tokens", type=int, help="tokens of the store read per SAE [all]")
+@click.option(
+    "--config", "config_path", type=_PATH, help="YAML with latents: and autointerp: settings"
+)
 @autointerp_options
-def autointerp_sweep(sweep_dir, out, runs, store, max_tokens, scoring, api_key, progress, **o):
+def autointerp_sweep(
+    sweep_dir, out, runs, store, max_tokens, config_path, scoring, api_key, progress, **o
+):
     """Autointerp for every SAE of a sweep; score vs L0 and vs latent frequency figures."""
     from saeprobe.interp.sweep import SweepAutointerpConfig, run_autointerp_sweep
     from saeprobe.sae.config import build_config
+    from saeprobe.yaml_config import load_yaml_config
 
-    ai = _given(o)
+    data = load_yaml_config(config_path)
+    ai = dict(data.get("autointerp") or {}) | _given(o)
     if _scorings(scoring):
         ai["scoring"] = _scorings(scoring)
-    data = _given({"sweep_dir": sweep_dir, "out": out, "store": store, "max_tokens": max_tokens})
+    data |= _given({"sweep_dir": sweep_dir, "out": out, "store": store, "max_tokens": max_tokens})
     data |= {"autointerp": ai, "progress": progress}
     if runs:
         data["runs"] = [r.strip() for r in runs.split(",") if r.strip()]

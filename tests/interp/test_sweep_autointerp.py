@@ -51,6 +51,8 @@ def test_autointerp_sweep_writes_table_and_figures(tiny_sweep, tmp_path):
     for r in rows.values():
         assert r["l0"] > 0 and r["simulation"]["n"] > 0
         assert (tmp_path / "ai" / r["name"] / "autointerp.json").is_file()
+        assert (tmp_path / "ai" / r["name"] / "dashboard.html").is_file()
+        assert (tiny_sweep / "autointerp" / "latents" / r["name"] / "latents.json").is_file()
     for name in ("score_vs_l0_simulation", "score_vs_frequency_simulation"):
         assert (tmp_path / "ai" / f"{name}.png").stat().st_size > 1000
     assert "jumprelu-qf" in (tmp_path / "ai" / "autointerp_sweep.md").read_text()

@@ -81,7 +81,13 @@ HARMLESS_PROMPTS: tuple[str, ...] = tuple(_shaped(HARMLESS_ACTIONS, 3) + list(HA
 def default_dataset_config(seed: int = 0) -> DatasetConfig:
     """The offline default: our prompts, our wrappers and rewrites, with a train/OOD split of
     transformations that mirrors the study's (weaker and role-play styles for training; refusal
-    suppression and an adversarial suffix, all caps and synonyms held out for OOD)."""
+    suppression and an adversarial suffix, all caps and synonyms held out for OOD).
+
+    The jailbreak wrappers also wrap harmless prompts (`jailbreaks_on_harmless`, label stays
+    harmless). Without that every wrapper was label-pure, and `saeprobe debug-dataset`
+    (configs/debug-default.yaml) found single SAE latents that separated the OOD split on the
+    wrappers' own text alone: the random suffix's token soup, "Rule 1: never apologise", and
+    the rewrites' fixed phrases (docs/interp.md)."""
     return dataset_config(
         {
             "seed": seed,
@@ -89,6 +95,7 @@ def default_dataset_config(seed: int = 0) -> DatasetConfig:
                 {"name": "builtin_harmful", "kind": "builtin", "label": "harmful"},
                 {"name": "builtin_harmless", "kind": "builtin", "label": "harmless"},
             ],
+            "jailbreaks_on_harmless": True,
             "transforms": {
                 "train": [
                     "roleplay",

@@ -7,8 +7,11 @@ cache was cleared), then `saeprobe autointerp` with the same explainer, scorer a
 every SAE. Both steps resume: records whose key matches are reused, and each autointerp run
 picks up its own progress file.
 
-Writes OUT (default SWEEP_DIR/autointerp/<explainer>) with one folder per SAE
-(`<run>/latents`, `<run>/autointerp.json`), `autointerp_sweep.json` / `.md` (one row per SAE:
+Records go to SWEEP_DIR/autointerp/latents/<run> (they depend on the SAE, the store and the
+latents settings, not on the explainer, so every explainer shares them). Writes OUT (default
+SWEEP_DIR/autointerp/<explainer>) with one folder per SAE (`<run>/autointerp.json` and the
+SAE's latent dashboard `<run>/dashboard.html`),
+`autointerp_sweep.json` / `.md` (one row per SAE:
 series, L0, uniform and frequency-weighted means with intervals per method), and the figures
 `score_vs_l0_<method>.png` and `score_vs_frequency_<method>.png` (JumpReLU against JumpReLU-QF,
 when the sweep has them; otherwise every JumpReLU-family series it has).
@@ -27,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from saeprobe.errors import DataError
 from saeprobe.interp.autointerp import AutointerpConfig, run_autointerp
 from saeprobe.interp.collect import LatentsConfig, collect_latents, records_key
+from saeprobe.interp.dashboard import write_dashboard
 from saeprobe.interp.plots import plot_score_vs_frequency, plot_score_vs_l0
 from saeprobe.interp.records import META_FILE
 from saeprobe.interp.score import METHODS
@@ -103,19 +107,20 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
             stores[store_name] = ensure_store(store_name, sweep.stores[store_name], cfg.progress)
         store = stores[store_name]
         run_dir = out / plan.name
+        records = cfg.sweep_dir / "autointerp" / "latents" / plan.name
         lat_cfg = build_config(
             LatentsConfig,
             {
                 **cfg.latents,
                 "sae": layout.sae(plan.name),
                 "acts": store.path,
-                "out": run_dir / "latents",
+                "out": records,
                 "max_tokens": cfg.max_tokens,
                 "progress": cfg.progress,
             },
             what="latents settings",
         )
-        meta_path = run_dir / "latents" / META_FILE
+        meta_path = records / META_FILE
         want = records_key(layout.sae(plan.name), store, lat_cfg)
         if not (meta_path.is_file() and json.loads(meta_path.read_text())["key"] == want):
             log(f"{plan.name}: latents on store {store_name}")
@@ -124,7 +129,7 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
             AutointerpConfig,
             {
                 **cfg.autointerp,
-                "latents": run_dir / "latents",
+                "latents": records,
                 "out": run_dir,
                 "sae": layout.sae(plan.name),
                 "progress": cfg.progress,
@@ -133,6 +138,7 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
         )
         log(f"{plan.name}: autointerp ({ai_cfg.explainer} / {ai_cfg.scorer_spec})")
         report = run_autointerp(ai_cfg, api_key=api_key, log=log)
+        write_dashboard(records, run_dir / "dashboard.html", run_dir)
         ev = _eval_row(layout, plan.name)
         rows.append(
             {
@@ -140,7 +146,7 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
                 "series": plan.series,
                 "architecture": plan.sae["architecture"],
                 "l0": ev.get("l0"),
-                "l0_records": _records_l0(run_dir / "latents"),
+                "l0_records": _records_l0(records),
                 "fvu": ev.get("fvu"),
                 "store": store_name,
                 "counts": report["counts"],
