@@ -9,9 +9,13 @@ they fire on, and flag the ones that fire on surface cues (seed_spec §5).
 Ranking: latents are ordered by |mean difference| (positive minus negative class mean of the
 pooled activation, the study's statistic) and by |AUROC - 0.5| (the best single-latent
 separators); the two orders are merged alternately, each latent kept once, and the first
-`n_top` become the findings. A latent is flagged with a pattern when its `pattern_examples`
-most-activating prompts share it far more often than the split does (the rule is in
-`patterns.py`).
+`n_top` become the findings. A strong cue is often read by many near-identical latents (ten
+"ends in a full stop" latents on un-normalised Alpaca), which would fill the list with one
+finding: after `max_per_pattern` (3) latents flagged with the same pattern, further ones are
+listed under the last of them (`similar`) instead of taking a rank, so the next cue shows
+(`max_per_pattern: 0` keeps every latent in rank order). A latent is flagged with a pattern
+when its `pattern_examples` most-activating prompts share it far more often than the split
+does (the rule is in `patterns.py`).
 
 Writes OUT/dataset/ (the built dataset), OUT/findings.json (a list of records
 `{rank, latent, mean_diff, auroc, pattern, rate_pos, rate_neg, ...}`, where rate_pos / rate_neg
@@ -51,6 +55,9 @@ from saeprobe.sae.io import load_sae
 from saeprobe.train.trainer import resolve_device
 from saeprobe.yaml_config import load_yaml_config
 
+# Latents examined per finding asked for, at most (collapsed latents do not take a rank).
+CANDIDATES_PER_FINDING = 10
+
 
 class DebugConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -69,6 +76,12 @@ class DebugConfig(BaseModel):
     n_top: int = Field(10, ge=1, description="latents reported")
     n_examples: int = Field(6, ge=1, description="prompts shown per latent")
     pattern_examples: int = Field(20, ge=2, description="top prompts a pattern is judged on")
+    max_per_pattern: int = Field(
+        3,
+        ge=0,
+        description="findings per flagged pattern; further latents with that pattern are "
+        "listed under the last one (similar) instead of taking a rank; 0 keeps them all",
+    )
     device: str = "auto"
     autocast: bool | None = None
 
@@ -148,36 +161,29 @@ def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, 
         )  # fmt: skip
         save_features(path, feats)
     z = feats.latents[name][cfg.pooling.name]
-    chosen, diff, au = rank_latents(z, y, cfg.n_top)
+    order, diff, au = rank_latents(z, y, cfg.n_top * CANDIDATES_PER_FINDING)
     n_tokens = [int(n) for n in feats.n_user_tokens]
     patterns = split_patterns(texts, n_tokens)
     by_name = {p.name: p for p in patterns}
     pos_texts = [t for t, label in zip(texts, y, strict=True) if label == 1]
     neg_texts = [t for t, label in zip(texts, y, strict=True) if label == 0]
 
-    tops = {i: _top_rows(z[:, i], cfg.pattern_examples) for i in chosen}
-    shown = sorted({int(r) for i in chosen for r in tops[i][: cfg.n_examples]})
-    per_token = dict(
-        zip(
-            shown,
-            user_token_latents(
-                lm, cfg.layer, [texts[r] for r in shown], sae, chosen, cfg.context, cfg.batch_size
-            ),
-            strict=True,
+    findings: list[dict[str, Any]] = []
+    per_pattern: dict[str, list[dict[str, Any]]] = {}
+    n_collapsed = 0
+    for start in range(0, len(order), cfg.n_top):
+        if len(findings) >= cfg.n_top:
+            break
+        chunk = order[start : start + cfg.n_top]
+        tops = {i: _top_rows(z[:, i], cfg.pattern_examples) for i in chunk}
+        shown = sorted({int(r) for i in chunk for r in tops[i][: cfg.n_examples]})
+        acts_of = user_token_latents(
+            lm, cfg.layer, [texts[r] for r in shown], sae, chunk, cfg.context, cfg.batch_size
         )
-    )
-    findings = []
-    for rank, i in enumerate(chosen, 1):
-        top = tops[i]
-        fires = z[:, i] > 0
-        col = chosen.index(i)
-        shown_acts = [per_token[int(r)][1][:, col] for r in top[: cfg.n_examples]]
-        at_end = np.mean([a.size and int(np.argmax(a)) == a.size - 1 for a in shown_acts] or [0])
-        flag = flag_pattern([texts[r] for r in top], texts, patterns, float(at_end))
-        examples = []
-        for r in top[: cfg.n_examples]:
-            tokens, acts = per_token[int(r)]
-            examples.append(
+        per_token = dict(zip(shown, acts_of, strict=True))
+        for col, i in enumerate(chunk):
+            top = tops[i]
+            examples = [
                 {
                     "row": int(r),
                     "label": int(y[r]),
@@ -185,14 +191,25 @@ def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, 
                     "transform": rows[r].transform,
                     "value": float(z[r, i]),
                     "text": texts[r],
-                    "tokens": tokens,
-                    "acts": [round(float(a), 4) for a in acts[:, col]],
+                    "tokens": per_token[int(r)][0],
+                    "acts": [round(float(a), 4) for a in per_token[int(r)][1][:, col]],
                 }
-            )
-        pattern = by_name[flag.name] if flag else None
-        findings.append(
-            {
-                "rank": rank,
+                for r in top[: cfg.n_examples]
+            ]
+            at_end = np.mean(
+                [bool(e["acts"]) and int(np.argmax(e["acts"])) == len(e["acts"]) - 1
+                 for e in examples] or [0.0]
+            )  # fmt: skip
+            flag = flag_pattern([texts[r] for r in top], texts, patterns, float(at_end))
+            same = per_pattern.get(flag.name, []) if flag else []
+            if flag and cfg.max_per_pattern and len(same) >= cfg.max_per_pattern:
+                same[-1]["similar"].append(i)  # listed under the last finding of its pattern
+                n_collapsed += 1
+                continue
+            pattern = by_name[flag.name] if flag else None
+            fires = z[:, i] > 0
+            finding = {
+                "rank": len(findings) + 1,
                 "latent": i,
                 "mean_diff": float(diff[i]),
                 "auroc": float(au[i]),
@@ -207,9 +224,14 @@ def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, 
                 "top_neg": int((y[top] == 0).sum()),
                 "peak_token": _peak_token(examples),
                 "peaks_at_end": float(at_end),
+                "similar": [],
                 "examples": examples,
             }
-        )
+            findings.append(finding)
+            if flag:
+                per_pattern.setdefault(flag.name, []).append(finding)
+            if len(findings) >= cfg.n_top:
+                break
     summary = {
         "sae": {"name": name, "dir": str(sae_dir)},
         "model": cfg.model,
@@ -223,6 +245,7 @@ def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, 
             p.name: {"rate_pos": rate(p, pos_texts), "rate_neg": rate(p, neg_texts)}
             for p in patterns
         },
+        "collapsed": n_collapsed,
         "seconds": round(time.perf_counter() - t0, 2),
         "config": json.loads(cfg.model_dump_json()),
     }
@@ -266,14 +289,15 @@ def findings_markdown(findings: list[dict[str, Any]], summary: dict[str, Any]) -
         f"harmless); {summary['model']} layer {summary['layer']}, {summary['pooling']}-pooled.",
         "",
         "| rank | latent | mean diff | AUROC | pattern | rate harmful | rate harmless | "
-        "active harmful / harmless | peak token |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "active harmful / harmless | peak token | same pattern, not ranked |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in findings:
         lines.append(
             f"| {f['rank']} | {f['latent']} | {f['mean_diff']:+.4g} | {f['auroc']:.3f} | "
             f"{f['pattern'] or '–'} | {_rate(f['rate_pos'])} | {_rate(f['rate_neg'])} | "
             f"{f['n_active_pos']} / {f['n_active_neg']} | `{(f['peak_token'] or '').strip()}` |"
+            + f" {', '.join(map(str, f['similar']))} |"
         )
     lines += ["", "## Surface patterns over the split", "", "| pattern | harmful | harmless |"]
     lines.append("|---|---|---|")
@@ -324,12 +348,14 @@ def findings_html(findings: list[dict[str, Any]], summary: dict[str, Any]) -> st
         f"<tr><td>{f['rank']}</td><td><a href='#l{f['latent']}'>{f['latent']}</a></td>"
         f"<td>{f['mean_diff']:+.4g}</td><td>{f['auroc']:.3f}</td>"
         f"<td class='flag'>{e(f['pattern'] or '')}</td><td>{_rate(f['rate_pos'])}</td>"
-        f"<td>{_rate(f['rate_neg'])}</td><td>{f['n_active_pos']} / {f['n_active_neg']}</td></tr>"
+        f"<td>{_rate(f['rate_neg'])}</td><td>{f['n_active_pos']} / {f['n_active_neg']}</td>"
+        f"<td>{', '.join(map(str, f['similar']))}</td></tr>"
         for f in findings
     )
     table = (
         "<table><tr><th>rank</th><th>latent</th><th>mean diff</th><th>AUROC</th><th>pattern</th>"
-        "<th>rate harmful</th><th>rate harmless</th><th>active harmful / harmless</th></tr>"
+        "<th>rate harmful</th><th>rate harmless</th><th>active harmful / harmless</th>"
+        "<th>same pattern, not ranked</th></tr>"
         f"{rows}</table>"
     )
     rates = "".join(
