@@ -182,7 +182,9 @@ def test_jailbreaks_on_harmless_wrap_both_classes(tmp_path):
     build_dataset(dataset_config(tiny_config(tmp_path)), tmp_path / "off")
     off = load_dataset_dir(tmp_path / "off")
     assert {r.label for r in off if r.transform == "roleplay"} == {1}
-    build_dataset(dataset_config(tiny_config(tmp_path, jailbreaks_on_harmless=True)), tmp_path / "on")
+    build_dataset(
+        dataset_config(tiny_config(tmp_path, jailbreaks_on_harmless=True)), tmp_path / "on"
+    )
     rows = load_dataset_dir(tmp_path / "on")
     for split, wrapper in (("train", "roleplay"), ("ood", "random_suffix")):
         labels = {r.label for r in rows if r.split == split and r.transform == wrapper}
