@@ -450,7 +450,9 @@ def autointerp(latents_dir, config_path, scoring, api_key, **o):
     from saeprobe.sae.config import build_config
     from saeprobe.yaml_config import load_yaml_config
 
-    data = load_yaml_config(config_path) | _given(o) | {"latents": latents_dir}
+    settings = load_yaml_config(config_path)
+    settings = settings.get("autointerp", settings)  # a sweep's settings file works too
+    data = settings | _given(o) | {"latents": latents_dir}
     if _scorings(scoring):
         data["scoring"] = _scorings(scoring)
     cfg = build_config(AutointerpConfig, data, what="autointerp settings")

@@ -166,3 +166,23 @@ def test_records_of_another_sae(tiny_records, tiny_store, tmp_path):
                            explainer="baseline")  # fmt: skip
     with pytest.raises(DataError, match="collected for another SAE"):
         run_autointerp(cfg)
+
+
+def test_heldout_spans_repeating_explainer_text_are_dropped():
+    from saeprobe.interp.autointerp import _inputs
+
+    class Stub:
+        max_activation = np.array([2.0])
+
+        def examples(self, latent, part, kind):
+            dup = ex([" the", " big", " cat"], [0, 0, 2.0])  # the same paragraph twice
+            if kind == "random":
+                return [ex([" a", " dog"], [0, 0])]
+            if part == "explain":
+                return [dup] if kind == "top" else []
+            return [dup, ex([" one", " cat"], [0, 1.0])] if kind == "top" else []
+
+    cfg = AutointerpConfig(latents=".", out=".", explainer="baseline")
+    explain, held = _inputs(Stub(), 0, cfg)
+    assert [e.tokens for e in explain.active] == [[" the", " big", " cat"]]
+    assert [e.tokens for e in held.active] == [[" one", " cat"]]

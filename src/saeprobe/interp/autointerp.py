@@ -35,13 +35,16 @@ from saeprobe.errors import DataError
 from saeprobe.interp.aggregate import aggregate, sample_latents
 from saeprobe.interp.backends import DEFAULT_BACKEND, BackendOptions, make_llm, parse_spec
 from saeprobe.interp.explain import Explainer, ExplainInput
-from saeprobe.interp.records import Example, LatentRecords
+from saeprobe.interp.records import KINDS, Example, LatentRecords
 from saeprobe.interp.score import HeldOut, Scorer, build_task, finish
 from saeprobe.io_utils import atomic_write_json, sha256_file
 from saeprobe.sae.io import WEIGHTS_FILE
 
 RESULT_FILE = "autointerp.json"
 PROGRESS_FILE = "progress.jsonl"
+# Bumped whenever the same settings would give other scores (2: held-out spans that repeat an
+# explainer example's text are dropped), so that no stale progress line is ever reused.
+PROTOCOL = 2
 
 
 class AutointerpConfig(BaseModel):
@@ -96,7 +99,7 @@ class AutointerpConfig(BaseModel):
         """What the per-latent results depend on (not where they go or how fast they come)."""
         fast = {"out", "progress", "concurrency", "timeout", "device", "batch_size", "cache_dir"}
         settings = self.model_dump(mode="json", exclude=fast | {"latents", "sae", "n_bootstrap"})
-        blob = json.dumps([records_key, settings], sort_keys=True)
+        blob = json.dumps([PROTOCOL, records_key, settings], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -115,15 +118,23 @@ def _spread(examples: list[Example], n: int) -> list[Example]:
 
 
 def _inputs(records: LatentRecords, latent: int, cfg: AutointerpConfig):
+    """The explainer's examples and the held-out ones. Windows never repeat across the two
+    parts, but a corpus can repeat text (the same paragraph on two pages), so held-out spans
+    whose tokens equal an explainer example's are dropped as well."""
     top = records.examples(latent, "explain", "top")[: cfg.explain_top]
     quant = _spread(records.examples(latent, "explain", "quantile"), cfg.explain_quantile)
     rand = records.examples(latent, "explain", "random")[: cfg.explain_random]
-    held_active = (
-        records.examples(latent, "heldout", "top")[: cfg.score_top]
-        + records.examples(latent, "heldout", "quantile")[: cfg.score_quantile]
+    seen = {tuple(e.tokens) for kind in KINDS for e in records.examples(latent, "explain", kind)}
+
+    def fresh(kind: str, n: int) -> list[Example]:
+        return [
+            e for e in records.examples(latent, "heldout", kind) if tuple(e.tokens) not in seen
+        ][:n]
+
+    held_active = fresh("top", cfg.score_top) + fresh("quantile", cfg.score_quantile)
+    held = HeldOut(
+        held_active, fresh("random", cfg.score_random), float(records.max_activation[latent])
     )
-    held_inactive = records.examples(latent, "heldout", "random")[: cfg.score_random]
-    held = HeldOut(held_active, held_inactive, float(records.max_activation[latent]))
     return ExplainInput(top + quant, rand), held
 
 

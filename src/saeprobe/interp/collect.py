@@ -15,7 +15,8 @@ occurs, then keeps, per part (explain / held-out):
 The span shown for an example (the activations of its tokens) is cut from the block being
 processed when the window enters a heap, so no second pass is needed. Memory is bounded by
 d_sae x (n_top + sample) x span, independent of the store's size: the pass never holds more than
-one block of [block tokens, d_sae] latents.
+one block of [block tokens, d_sae] latents, and a block holds at most 64 windows (its span
+tensors are [windows, d_sae, span]).
 """
 
 from __future__ import annotations
@@ -324,13 +325,17 @@ class _Collector:
 # --- the pass --------------------------------------------------------------------------------
 
 
+# Windows per block, at most: the per-block span tensors are [windows, d_sae, span].
+MAX_BLOCK_WINDOWS = 64
+
+
 def _blocks(starts: np.ndarray, stop: int, batch_tokens: int):
     """(first window, last window + 1) groups of whole windows of about batch_tokens rows."""
     ends = np.append(starts[1:], stop)
     first = 0
     while first < len(starts):
         last = int(np.searchsorted(ends, starts[first] + batch_tokens, side="right"))
-        last = max(last, first + 1)
+        last = max(min(last, first + MAX_BLOCK_WINDOWS), first + 1)
         yield first, last
         first = last
 

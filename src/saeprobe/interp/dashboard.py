@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from saeprobe.errors import DataError, FormatError
-from saeprobe.interp.records import LatentRecords
+from saeprobe.interp.records import Example, LatentRecords
 from saeprobe.io_utils import atomic_write_text
 
 N_EXAMPLES = 10
@@ -48,6 +48,10 @@ def _autointerp(path: Path | None) -> dict[int, dict[str, Any]]:
 def _examples(records: LatentRecords, latent: int, kind: str, vocab_ids: dict[str, int]):
     merged = records.examples(latent, "explain", kind) + records.examples(latent, "heldout", kind)
     merged.sort(key=lambda e: -e.value)
+    unique: dict[tuple[str, ...], Example] = {}
+    for e in merged:  # a corpus may repeat a paragraph; show it once
+        unique.setdefault(tuple(e.tokens), e)
+    merged = list(unique.values())
     peak = float(records.max_activation[latent]) or 1.0
     out = []
     for e in merged[:N_EXAMPLES]:
