@@ -404,5 +404,161 @@ def scan_layers_cmd(config_path, layers, out, progress):
     click.echo(f"best layer {report['best_layer']} ({report['ranked_by']}) -> {out}")
 
 
+# --- interp ----------------------------------------------------------------------------------
+
+
+def _given(o: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in o.items() if v is not None}
+
+
+@main.command()
+@click.option("--sae", required=True, type=_PATH, help="SAE directory")
+@click.option("--acts", required=True, type=_PATH, help="activation store of the SAE's model")
+@click.option("--out", required=True, type=_PATH, help="records directory to write")
+@click.option("--layer", type=int, help="stored layer [the SAE's hook_layer]")
+@click.option("--n-top", type=int, help="top-activating windows per part [20]")
+@click.option("--n-quantiles", type=int, help="activation bands of quantile examples [5]")
+@click.option("--n-per-quantile", type=int, help="examples per band and part [2]")
+@click.option("--n-random", type=int, help="non-activating windows per part [20]")
+@click.option("--before", type=int, help="tokens shown before the peak token [16]")
+@click.option("--after", type=int, help="tokens shown after it [4]")
+@click.option("--heldout-fraction", type=float, help="windows held out for scoring [0.5]")
+@click.option("--max-tokens", type=int, help="read only the store's first N tokens")
+@click.option("--batch-tokens", type=int, help="tokens encoded per block [2048]")
+@click.option("--seed", type=int, help="sampling seed [0]")
+@click.option("--device", help="auto | cpu | cuda[:N]")
+@click.option("--no-verify", is_flag=True, help="skip shard checksums")
+@click.option("--progress/--no-progress", default=True, help="show a progress bar")
+def latents(no_verify, **o):
+    """Record every latent's frequency, top / quantile / non-activating examples."""
+    from saeprobe.interp.collect import LatentsConfig, collect_latents
+    from saeprobe.sae.config import build_config
+
+    data = _given(o) | {"verify": not no_verify}
+    collect_latents(build_config(LatentsConfig, data, what="latents settings"), log=click.echo)
+
+
+def _scorings(value: tuple[str, ...]) -> list[str] | None:
+    names = [v.strip() for item in value for v in item.split(",") if v.strip()]
+    return names or None
+
+
+autointerp_options = _options(
+    click.option("--explainer", help="baseline | hf:MODEL | openai:MODEL [hf:smollm2]"),
+    click.option("--scorer", help="backend that scores the explanations [the explainer]"),
+    click.option(
+        "--scoring",
+        multiple=True,
+        help="simulation | detection | fuzzing; repeat or comma-separate [simulation]",
+    ),
+    click.option("--n-latents", type=int, help="latents to explain and score [50]"),
+    click.option("--sample", type=click.Choice(["uniform", "frequency"]), help="[uniform]"),
+    click.option("--seed", type=int, help="sampling seed [0]"),
+    click.option(
+        "--base-url",
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [$OPENAI_BASE_URL]",
+    ),  # fmt: skip
+    click.option("--api-key", help="key for that server [$OPENAI_API_KEY]; never written out"),
+    click.option("--concurrency", type=int, help="requests in flight [4]"),
+    click.option("--max-retries", type=int, help="retries per request [4]"),
+    click.option("--timeout", type=float, help="seconds per request [60]"),
+    click.option("--cache-dir", type=_PATH, help="LLM response cache [$SAEPROBE_CACHE/llm]"),
+    click.option("--device", help="device of an hf: backend [cpu]"),
+    click.option("--batch-size", type=int, help="prompts per forward pass of an hf: backend [8]"),
+    click.option("--n-bootstrap", type=int, help="bootstrap resamples over latents [1000]"),
+    click.option("--progress/--no-progress", default=True, help="show a progress bar"),
+)
+
+
+@main.command()
+@click.option("--latents", "latents_dir", required=True, type=_PATH, help="records directory")
+@click.option("--sae", type=_PATH, help="check that the records belong to this SAE")
+@click.option("--out", required=True, type=_PATH, help="results directory (re-run to resume)")
+@click.option("--config", "config_path", type=_PATH, help="YAML of settings; options override")
+@autointerp_options
+def autointerp(latents_dir, config_path, scoring, api_key, **o):
+    """Explain latents with an LLM and score the explanations on held-out examples."""
+    from saeprobe.interp.autointerp import AutointerpConfig, run_autointerp
+    from saeprobe.sae.config import build_config
+    from saeprobe.yaml_config import load_yaml_config
+
+    settings = load_yaml_config(config_path)
+    settings = settings.get("autointerp", settings)  # a sweep's settings file works too
+    data = settings | _given(o) | {"latents": latents_dir}
+    if _scorings(scoring):
+        data["scoring"] = _scorings(scoring)
+    cfg = build_config(AutointerpConfig, data, what="autointerp settings")
+    report = run_autointerp(cfg, api_key=api_key, log=click.echo)
+    click.echo(_autointerp_line(report))
+
+
+def _autointerp_line(report: dict[str, Any]) -> str:
+    def fmt(block: dict[str, Any], key: str) -> str:
+        value = block.get(key)
+        if value is None:
+            return "n/a"
+        return f"{value:.3f} [{block[key + '_ci_low']:.3f}, {block[key + '_ci_high']:.3f}]"
+
+    parts = [
+        f"{m}: uniform {fmt(b, 'uniform_mean')}, frequency-weighted "
+        f"{fmt(b, 'frequency_weighted_mean')} (n={b['n']})"
+        for m, b in report["scores"].items()
+    ]
+    return "; ".join(parts) + f" -> {report['config']['out']}/autointerp.json"
+
+
+@main.command("autointerp-sweep")
+@click.argument("sweep_dir", metavar="SWEEP_DIR", type=_PATH)
+@click.option("--out", type=_PATH, help="results directory [SWEEP_DIR/autointerp/<explainer>]")
+@click.option("--runs", help="comma-separated runs of the sweep [all]")
+@click.option("--store", help="read every SAE on this store of the sweep [each phase's]")
+@click.option("--max-tokens", type=int, help="tokens of the store read per SAE [all]")
+@click.option(
+    "--config", "config_path", type=_PATH, help="YAML with latents: and autointerp: settings"
+)
+@autointerp_options
+def autointerp_sweep(
+    sweep_dir, out, runs, store, max_tokens, config_path, scoring, api_key, progress, **o
+):
+    """Autointerp for every SAE of a sweep; score vs L0 and vs latent frequency figures."""
+    from saeprobe.interp.sweep import SweepAutointerpConfig, run_autointerp_sweep
+    from saeprobe.sae.config import build_config
+    from saeprobe.yaml_config import load_yaml_config
+
+    data = load_yaml_config(config_path)
+    ai = dict(data.get("autointerp") or {}) | _given(o)
+    if _scorings(scoring):
+        ai["scoring"] = _scorings(scoring)
+    data |= _given({"sweep_dir": sweep_dir, "out": out, "store": store, "max_tokens": max_tokens})
+    data |= {"autointerp": ai, "progress": progress}
+    if runs:
+        data["runs"] = [r.strip() for r in runs.split(",") if r.strip()]
+    cfg = build_config(SweepAutointerpConfig, data, what="autointerp-sweep settings")
+    run_autointerp_sweep(cfg, api_key=api_key, log=click.echo)
+
+
+@main.command("debug-dataset")
+@click.option("--config", "config_path", required=True, type=_PATH, help="debug config YAML")
+@click.option("--out", required=True, type=_PATH, help="findings directory")
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
+def debug_dataset(config_path, out, progress):
+    """Find SAE latents that separate a dataset's classes and flag surface cues."""
+    from saeprobe.interp.debug_dataset import load_debug_config, run_debug_dataset
+
+    run_debug_dataset(load_debug_config(config_path), out, progress=progress, log=click.echo)
+
+
+@main.command()
+@click.option("--latents", "latents_dir", required=True, type=_PATH, help="records directory")
+@click.option("--autointerp", "autointerp_path", type=_PATH, help="autointerp.json or its dir")
+@click.option("--out", required=True, type=_PATH, help="HTML file to write")
+@click.option("--max-latents", type=int, default=300, show_default=True, help="latents shown")
+def dashboard(latents_dir, autointerp_path, out, max_latents):
+    """Write one self-contained HTML page of an SAE's latents, with a search box."""
+    from saeprobe.interp.dashboard import write_dashboard
+
+    click.echo(f"-> {write_dashboard(latents_dir, out, autointerp_path, max_latents)}")
+
+
 if __name__ == "__main__":
     main()

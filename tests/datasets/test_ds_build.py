@@ -174,3 +174,23 @@ def test_shared_config_builds(shared_data, tmp_path, monkeypatch):
     assert {r.transform for r in rows if r.split != "ood"} == {
         "none", "aim", "gcg_suffix", "roleplay", "how_many_words", "ignore_one_instruction"
     }  # fmt: skip
+
+
+def test_jailbreaks_on_harmless_wrap_both_classes(tmp_path):
+    """With jailbreaks_on_harmless, every jailbreak wrapper occurs in both classes (harmless
+    prompts keep label 0), in train and in ood, so a wrapper alone says nothing of the label."""
+    build_dataset(dataset_config(tiny_config(tmp_path)), tmp_path / "off")
+    off = load_dataset_dir(tmp_path / "off")
+    assert {r.label for r in off if r.transform == "roleplay"} == {1}
+    build_dataset(
+        dataset_config(tiny_config(tmp_path, jailbreaks_on_harmless=True)), tmp_path / "on"
+    )
+    rows = load_dataset_dir(tmp_path / "on")
+    for split, wrapper in (("train", "roleplay"), ("ood", "random_suffix")):
+        labels = {r.label for r in rows if r.split == split and r.transform == wrapper}
+        assert labels == {0, 1}, (split, wrapper)
+    good = [r for r in rows if r.source == "good" and r.transform in ("roleplay", "random_suffix")]
+    assert good and all(r.label == 0 for r in good)
+    assert all(r.label == 0 for r in rows if r.transform in {"how_many_words", "all_caps"})
+    by_id, by_text = splits_of(rows)
+    assert all(len(s) == 1 for s in by_id.values()) and all(len(s) == 1 for s in by_text.values())

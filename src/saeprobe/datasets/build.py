@@ -131,7 +131,11 @@ def _select(
     bases: list[BasePrompt], t: Transform, fraction: float, cfg: DatasetConfig, split: str
 ) -> list[BasePrompt]:
     eligible = sorted(
-        (b for b in bases if t.applies_to(b.label, cfg.innocuous_on_harmless)),
+        (
+            b
+            for b in bases
+            if t.applies_to(b.label, cfg.innocuous_on_harmless, cfg.jailbreaks_on_harmless)
+        ),
         key=lambda b: b.base_id,
     )
     if fraction >= 1:
@@ -151,7 +155,7 @@ def _transformed(
     for t, fraction in plan:
         for b in _select(bases, t, fraction, cfg, split):
             text = t(b.text, rng_for(cfg.seed, t.name, b.base_id))
-            rows.append(Example(text, t.label, b.source, t.name, split, b.base_id))
+            rows.append(Example(text, t.row_label(b.label), b.source, t.name, split, b.base_id))
     return rows
 
 
@@ -183,7 +187,10 @@ def _reserve_labels(ood_plan: list[tuple[Transform, float]], cfg: DatasetConfig)
     return {
         label
         for label in (HARMFUL, HARMLESS)
-        if any(t.applies_to(label, cfg.innocuous_on_harmless) for t, _ in ood_plan)
+        if any(
+            t.applies_to(label, cfg.innocuous_on_harmless, cfg.jailbreaks_on_harmless)
+            for t, _ in ood_plan
+        )
     }
 
 

@@ -7,6 +7,7 @@ include_base: true          # also keep each untransformed base prompt as a row
 val_fraction: 0.2           # of the train-role base prompts left after the OOD reservation
 ood_fraction: 0.2           # of train-role base prompts eligible for an OOD-only transform
 innocuous_on_harmless: false
+jailbreaks_on_harmless: false   # also wrap harmless prompts (label stays 0): wrappers stop being a cue
 sources:
   - {name: harmbench, kind: harmbench, path: [a.csv, b.csv], standard_only: true}
   - {name: alpaca, kind: alpaca, path: alpaca.json, limit: 600}
@@ -184,6 +185,11 @@ class DatasetConfig(BaseModel):
     ood_fraction: float = Field(0.2, ge=0, lt=1)
     innocuous_on_harmless: bool = Field(
         False, description="also apply innocuous rewrites to harmless prompts (label stays 0)"
+    )
+    jailbreaks_on_harmless: bool = Field(
+        False,
+        description="also wrap harmless prompts in the jailbreak wrappers (label stays 0), so "
+        "that a wrapper's style and length occur in both classes",
     )
     seed: int = 0
 

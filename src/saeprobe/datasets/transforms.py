@@ -4,9 +4,11 @@
 Two kinds, with fixed label rules:
 
 - **jailbreak** wrappers hide a harmful request inside text meant to get it answered. They
-  apply to harmful prompts only and keep label 1: the *request* is still harmful whether or not
-  the wrapper would work. Wrappers come from template files (`templates:` in the config) or from
-  the built-ins below.
+  apply to harmful prompts and keep label 1: the *request* is still harmful whether or not
+  the wrapper would work. With config `jailbreaks_on_harmless` they also wrap harmless prompts,
+  which keep label 0 (a benign request in jailbreak dress is still benign): then the wrapper's
+  style and length occur in both classes and stop being a cue for the label. Wrappers come from
+  template files (`templates:` in the config) or from the built-ins below.
 - **innocuous** rewrites keep the request's text but ask for something harmless about it
   (count its words, skip it, repeat it in capitals, find synonyms). Applied to a harmful prompt
   they make a hard negative, labelled 0: the harmful words are present but nothing harmful is
@@ -54,12 +56,19 @@ class Transform:
 
     @property
     def label(self) -> int:
-        """The label of every row this transformation produces."""
-        return HARMFUL if self.kind == "jailbreak" else HARMLESS
+        """The label of the rows it makes from harmful prompts."""
+        return self.row_label(HARMFUL)
 
-    def applies_to(self, label: int, innocuous_on_harmless: bool = False) -> bool:
+    def row_label(self, base_label: int) -> int:
+        """The label of a row made from a base prompt labelled `base_label`: a jailbreak keeps
+        the request's label, an innocuous rewrite is always harmless."""
+        return base_label if self.kind == "jailbreak" else HARMLESS
+
+    def applies_to(
+        self, label: int, innocuous_on_harmless: bool = False, jailbreaks_on_harmless: bool = False
+    ) -> bool:
         if self.kind == "jailbreak":
-            return label == HARMFUL
+            return label == HARMFUL or jailbreaks_on_harmless
         return label == HARMFUL or innocuous_on_harmless
 
 
