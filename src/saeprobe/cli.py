@@ -560,5 +560,29 @@ def dashboard(latents_dir, autointerp_path, out, max_latents):
     click.echo(f"-> {write_dashboard(latents_dir, out, autointerp_path, max_latents)}")
 
 
+@main.command()
+@click.argument("config_path", metavar="CONFIG.yaml", type=_PATH)
+@click.option("--out", type=_PATH, help="study directory (re-run to resume) [runs/<config name>]")
+@click.option("--from", "from_stage", help="re-run this stage and every later one")
+@click.option("--dry-run", is_flag=True, help="print the plan, sizes and costs; load nothing")
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
+def run(config_path, out, from_stage, dry_run, progress):
+    """The whole study from one YAML file: harvest to report.html."""
+    from saeprobe.study.runner import run_from_config
+
+    run_from_config(config_path, out, from_stage, dry_run, progress, log=click.echo)
+
+
+@main.command()
+@click.option("--out", type=_PATH, default="runs/quickstart", show_default=True)
+@click.option("--from", "from_stage", help="re-run this stage and every later one")
+@click.option("--progress/--no-progress", default=True, help="show progress bars")
+def quickstart(out, from_stage, progress):
+    """The whole study on the offline default (SmolLM2, CPU, minutes); prints the headline."""
+    from saeprobe.study.runner import run_quickstart
+
+    run_quickstart(out, from_stage, progress, log=click.echo)
+
+
 if __name__ == "__main__":
     main()

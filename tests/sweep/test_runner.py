@@ -226,3 +226,26 @@ def test_finetuning_an_sae_of_another_width_is_a_one_line_error(tmp_path, monkey
     last = r.stderr.strip().splitlines()[-1]  # progress lines come first
     assert r.returncode == 2 and last.startswith("error:") and "Traceback" not in r.stderr
     assert "d_in=16" in last and "d_in=384" in last
+
+
+def test_named_runs_train_with_their_ancestors_only_and_the_rest_later(finished, tmp_path):
+    _, cfg, _ = finished
+    out = tmp_path / "subset"
+    rows = run_sweep(cfg, out, progress=False, log=lambda m: None, runs=["ft"])
+    assert {r["name"] for r in rows} == {"ft", "topk-k_16"}
+    assert sorted(p.name for p in (out / "saes").iterdir()) == ["ft", "topk-k_16"]
+    ft_weights = (out / "saes" / "ft" / "sae_weights.safetensors").read_bytes()
+    rows = run_sweep(cfg, out, progress=False, log=lambda m: None)
+    assert len(rows) == 8
+    assert (out / "saes" / "ft" / "sae_weights.safetensors").read_bytes() == ft_weights
+
+
+def test_with_ancestors_follows_snapshots_and_names_unknown_runs(finished):
+    from saeprobe.sweep.config import with_ancestors
+
+    _, cfg, _ = finished
+    assert with_ancestors(cfg, ["ft-comparable", "scratch"]) == {
+        "ft-comparable", "topk-k_16", "scratch"
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="not in the sweep; choose from"):
+        with_ancestors(cfg, ["fx"])

@@ -225,3 +225,10 @@ def load_dataset_config(path: str | Path | None) -> DatasetConfig:
 
         return default_dataset_config()
     return dataset_config(load_yaml_config(path))
+
+
+def resolve_dataset_config(value: str | Path | dict[str, Any] | None) -> DatasetConfig:
+    """A dataset config given as a YAML path, an inline mapping, or None (the offline default)."""
+    if isinstance(value, dict):
+        return dataset_config(value)
+    return load_dataset_config(value)

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from saeprobe.cache import cache_root
 from saeprobe.datasets.build import build_dataset, load_dataset_dir
-from saeprobe.datasets.config import dataset_config, load_dataset_config
+from saeprobe.datasets.config import resolve_dataset_config
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.features.cache import feature_key, load_features, save_features
 from saeprobe.features.extract import extract_features
@@ -90,14 +90,8 @@ def load_debug_config(path: str | Path) -> DebugConfig:
     return build_config(DebugConfig, load_yaml_config(path), what=f"debug config {path}")
 
 
-def _dataset(cfg: DebugConfig):
-    if isinstance(cfg.dataset, dict):
-        return dataset_config(cfg.dataset)
-    return load_dataset_config(cfg.dataset)
-
-
 def _pick_sae(cfg: DebugConfig, progress: bool) -> tuple[str, Path]:
-    dirs = resolve_saes(cfg.saes, progress)
+    dirs, _ = resolve_saes(cfg.saes, progress)
     if cfg.sae is None:
         if len(dirs) > 1:
             raise ConfigError(f"several SAEs configured ({', '.join(dirs)}); choose one with sae:")
@@ -137,7 +131,7 @@ def rank_latents(z: np.ndarray, y: np.ndarray, n: int):
 def run_debug_dataset(cfg: DebugConfig, out: str | Path, progress: bool = True, log=print):
     t0 = time.perf_counter()
     out = Path(out)
-    build_dataset(_dataset(cfg), out / "dataset")
+    build_dataset(resolve_dataset_config(cfg.dataset), out / "dataset")
     rows = [r for r in load_dataset_dir(out / "dataset") if r.split == cfg.split]
     if not rows:
         raise DataError(f"the dataset has no {cfg.split} rows; choose another split:")

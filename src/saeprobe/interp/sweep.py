@@ -79,10 +79,7 @@ def _eval_row(layout: SweepLayout, run: str) -> dict[str, Any]:
     return {}
 
 
-def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None, log=print):
-    t0 = time.perf_counter()
-    sweep = _sweep(cfg.sweep_dir)
-    layout = SweepLayout(cfg.sweep_dir)
+def _plans(cfg: SweepAutointerpConfig, sweep: SweepConfig, layout: SweepLayout):
     plans = [p for p in plan_runs(sweep) if not cfg.runs or p.name in cfg.runs]
     missing = [r for r in cfg.runs if r not in {p.name for p in plan_runs(sweep)}]
     if missing:
@@ -93,12 +90,18 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
             f"the sweep directory {cfg.sweep_dir} holds no trained SAEs (saes/*/cfg.json); "
             "finish the sweep first"
         )
-    explainer = cfg.autointerp.get("explainer", AutointerpConfig.model_fields["explainer"].default)
-    out = cfg.out or cfg.sweep_dir / "autointerp" / _slug(explainer)
+    return plans
+
+
+def ensure_sweep_records(cfg: SweepAutointerpConfig, log=print) -> dict[str, tuple[Path, str]]:
+    """Per SAE of the sweep (or of `cfg.runs`): its latent records, collected unless records
+    with the same key exist. Returns run -> (records directory, store name)."""
+    sweep = _sweep(cfg.sweep_dir)
+    layout = SweepLayout(cfg.sweep_dir)
     phases = {ph.name: ph for ph in sweep.phases}
     stores: dict[str, Any] = {}
-    rows = []
-    for plan in plans:
+    found = {}
+    for plan in _plans(cfg, sweep, layout):
         phase = phases[plan.phase]
         store_name = cfg.store or phase.eval_store or phase.store
         if store_name not in sweep.stores:
@@ -106,7 +109,6 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
         if store_name not in stores:
             stores[store_name] = ensure_store(store_name, sweep.stores[store_name], cfg.progress)
         store = stores[store_name]
-        run_dir = out / plan.name
         records = cfg.sweep_dir / "autointerp" / "latents" / plan.name
         lat_cfg = build_config(
             LatentsConfig,
@@ -125,6 +127,21 @@ def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None,
         if not (meta_path.is_file() and json.loads(meta_path.read_text())["key"] == want):
             log(f"{plan.name}: latents on store {store_name}")
             collect_latents(lat_cfg, log=log)
+        found[plan.name] = (records, store_name)
+    return found
+
+
+def run_autointerp_sweep(cfg: SweepAutointerpConfig, api_key: str | None = None, log=print):
+    t0 = time.perf_counter()
+    sweep = _sweep(cfg.sweep_dir)
+    layout = SweepLayout(cfg.sweep_dir)
+    plans = {p.name: p for p in _plans(cfg, sweep, layout)}
+    explainer = cfg.autointerp.get("explainer", AutointerpConfig.model_fields["explainer"].default)
+    out = cfg.out or cfg.sweep_dir / "autointerp" / _slug(explainer)
+    rows = []
+    for name, (records, store_name) in ensure_sweep_records(cfg, log).items():
+        plan = plans[name]
+        run_dir = out / plan.name
         ai_cfg = build_config(
             AutointerpConfig,
             {

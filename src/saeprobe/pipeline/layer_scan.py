@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.metrics import log_loss
 
 from saeprobe.datasets.build import build_dataset, load_dataset_dir
-from saeprobe.datasets.config import load_dataset_config
+from saeprobe.datasets.config import resolve_dataset_config
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.features.extract import extract_residuals
 from saeprobe.figures import new_figure, save_figure
@@ -63,7 +63,7 @@ def scan_layers(
         raise ConfigError("no layers to scan; pass --layers, e.g. --layers 6,9,12,15,18,21")
     t0 = time.perf_counter()
     out = Path(out)
-    build_dataset(load_dataset_config(cfg.dataset), out / "dataset")
+    build_dataset(resolve_dataset_config(cfg.dataset), out / "dataset")
     train = [r for r in load_dataset_dir(out / "dataset") if r.split == "train"]
     if not train:
         raise DataError("the dataset has no train split to scan layers on; check its config")

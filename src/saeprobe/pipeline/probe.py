@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from saeprobe.cache import cache_root
 from saeprobe.datasets.build import build_dataset, load_dataset_dir
-from saeprobe.datasets.config import load_dataset_config
+from saeprobe.datasets.config import resolve_dataset_config
 from saeprobe.errors import ConfigError
 from saeprobe.features.cache import (
     feature_key,
@@ -134,7 +134,9 @@ class PerTokenConfig(PerTokenSettings):
 class ProbeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Path | None = Field(None, description="dataset config YAML; none = offline default")
+    dataset: Path | dict[str, Any] | None = Field(
+        None, description="dataset config: a YAML path or an inline mapping; none = offline default"
+    )
     model: str = DEFAULT_MODEL
     layer: int = Field(DEFAULT_PROBE_LAYER, ge=0, description="default: SmolLM2's scanned layer")
     context: int = Field(512, ge=8, description="tokens per prompt; longer ones lose their middle")
@@ -184,14 +186,17 @@ def resolve_saes(cfg: SaeSources, progress: bool) -> tuple[dict[str, Path], dict
             raise ConfigError(
                 f"saes.runs {missing} are not runs of {cfg.sweep}; choose from {sorted(names)}"
             )
-        run_sweep(sweep, cfg.sweep_out, progress=progress)
+        run_sweep(sweep, cfg.sweep_out, progress=progress, runs=cfg.runs or None)
         layout = SweepLayout(cfg.sweep_out)
         dirs |= {run: layout.sae(run) for run in cfg.runs}
         for seed in dict.fromkeys(cfg.seeds):
             if seed == sweep.seed:
                 continue
             out = cfg.sweep_out.parent / f"{cfg.sweep_out.name}-seed{seed}"
-            run_sweep(sweep.model_copy(update={"seed": seed}), out, progress=progress)
+            run_sweep(
+                sweep.model_copy(update={"seed": seed}), out, progress=progress,
+                runs=cfg.runs or None,
+            )  # fmt: skip
             for run in cfg.runs:
                 dirs[seed_name(run, seed)] = SweepLayout(out).sae(run)
                 copies.setdefault(run, []).append(seed_name(run, seed))
@@ -288,7 +293,7 @@ def run_probe(
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(out)
-    summary = build_dataset(load_dataset_config(cfg.dataset), out / "dataset")
+    summary = build_dataset(resolve_dataset_config(cfg.dataset), out / "dataset")
     log(summary.table)
     rows = load_dataset_dir(out / "dataset")
     sae_dirs, sae_seeds = resolve_saes(cfg.saes, progress)

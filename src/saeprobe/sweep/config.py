@@ -241,3 +241,23 @@ def plan_runs(cfg: SweepConfig) -> list[RunPlan]:
                 "earlier phase; name an earlier run (RUN or RUN@STEP) or an SAE directory"
             )
     return plans
+
+
+def with_ancestors(cfg: SweepConfig, runs: list[str]) -> set[str]:
+    """`runs` and every run they are finetuned from (transitively): what must be trained so
+    that those runs exist. An unknown name is an error naming the sweep's runs."""
+    plans = {p.name: p for p in plan_runs(cfg)}
+    unknown = [r for r in runs if r not in plans]
+    if unknown:
+        raise ConfigError(f"runs {unknown} are not in the sweep; choose from {sorted(plans)}")
+    needed: set[str] = set()
+    todo = list(runs)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        ref = plans[name].init_from
+        if ref is not None and not Path(ref).is_dir():
+            todo.append(ref.split("@")[0])
+    return needed

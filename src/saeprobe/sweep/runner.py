@@ -7,6 +7,7 @@ phase resumes from its trainer checkpoint (bit-exact), and evaluated runs are no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -32,7 +33,7 @@ from saeprobe.sae.auxk import uses_auxk
 from saeprobe.sae.config import build_config
 from saeprobe.sae.io import load_sae, read_cfg, sae_saved, trained_config
 from saeprobe.sae.registry import make_config
-from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs
+from saeprobe.sweep.config import Phase, RunPlan, SweepConfig, plan_runs, with_ancestors
 from saeprobe.sweep.outputs import write_outputs
 from saeprobe.sweep.rollouts import ensure_rollouts, rollouts_name
 from saeprobe.sweep.stores import ensure_store
@@ -62,8 +63,13 @@ class SweepLayout:
     def frequencies(self, run: str) -> Path:
         return self.out / "evals" / f"{run}.frequencies.npy"
 
-    def checkpoints(self, phase: str) -> Path:
-        return self.out / "checkpoints" / phase
+    def checkpoints(self, phase: str, runs: list[str] | None = None) -> Path:
+        """A phase's training checkpoints; a subset of its runs trains in its own folder, so
+        that resuming never mixes two sets of SAEs."""
+        if runs is None:
+            return self.out / "checkpoints" / phase
+        tag = hashlib.sha256("\n".join(sorted(runs)).encode()).hexdigest()[:10]
+        return self.out / "checkpoints" / f"{phase}+{tag}"
 
     @property
     def snapshots(self) -> Path:
@@ -105,17 +111,23 @@ def run_sweep(
     out: str | Path,
     progress: bool = True,
     log: Callable[[str], None] = _stderr,
+    runs: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train, evaluate and tabulate every phase. Under torchrun all ranks train (data-parallel)
-    and rank 0 alone evaluates and writes; the others wait for it after each phase."""
+    and rank 0 alone evaluates and writes; the others wait for it after each phase. With
+    `runs`, only those runs and the runs they are finetuned from are trained and tabulated; a
+    later call without `runs` trains the rest."""
     try:
-        return _run_sweep(cfg, Path(out), progress, log)
+        return _run_sweep(cfg, Path(out), progress, log, runs)
     finally:
         distributed.ranks.teardown()
 
 
-def _run_sweep(cfg: SweepConfig, out: Path, progress: bool, log) -> list[dict[str, Any]]:
-    plans = plan_runs(cfg)
+def _run_sweep(cfg: SweepConfig, out: Path, progress: bool, log, runs) -> list[dict[str, Any]]:
+    plans = every = plan_runs(cfg)
+    if runs is not None:
+        needed = with_ancestors(cfg, runs)
+        plans = [p for p in plans if p.name in needed]
     layout = SweepLayout(out)
     distributed.world()  # under torchrun: one process group for the whole sweep
     main = distributed.is_main()
@@ -125,22 +137,26 @@ def _run_sweep(cfg: SweepConfig, out: Path, progress: bool, log) -> list[dict[st
     timings: dict[str, float] = {}
     for phase in cfg.phases:
         phase_plans = [p for p in plans if p.phase == phase.name]
+        if not phase_plans:
+            continue
         if all(layout.eval(p.name).exists() for p in phase_plans):
             log(f"phase {phase.name}: all {len(phase_plans)} runs done")
             continue
-        store = _open_store(cfg, phase.store, progress, log)
+        store = open_store(cfg, phase.store, progress, log)
         train_rows, eval_rows = _split(store, cfg)
-        if not all(sae_saved(layout.sae(p.name)) for p in phase_plans):
-            log(f"phase {phase.name}: training {len(phase_plans)} SAEs on tokens {train_rows}")
+        untrained = [p for p in phase_plans if not sae_saved(layout.sae(p.name))]
+        if untrained:
+            log(f"phase {phase.name}: training {len(untrained)} SAEs on tokens {train_rows}")
             timings[phase.name] = _train_phase(
-                cfg, phase, phase_plans, store, train_rows, layout, progress, log
-            )
+                cfg, phase, untrained, store, train_rows, layout, progress, log,
+                whole_phase=len(untrained) == sum(p.phase == phase.name for p in every),
+            )  # fmt: skip
         if not main:
             distributed.barrier()  # rank 0 evaluates this phase
             continue
         eval_name = phase.eval_store or phase.store
         if eval_name != phase.store:
-            eval_store = _open_store(cfg, eval_name, progress, log)
+            eval_store = open_store(cfg, eval_name, progress, log)
             _check_same_site(store, eval_store, phase)
             eval_rows = _split(eval_store, cfg)[1]
         else:
@@ -162,7 +178,7 @@ def _run_sweep(cfg: SweepConfig, out: Path, progress: bool, log) -> list[dict[st
     return rows
 
 
-def _open_store(cfg: SweepConfig, name: str, progress: bool, log) -> ActivationStore:
+def open_store(cfg: SweepConfig, name: str, progress: bool, log) -> ActivationStore:
     """Store `name`, harvested first if need be; a `rollouts:NAME` store generates its chat
     data first (only when the store itself is needed)."""
     spec = cfg.stores[name]
@@ -194,7 +210,7 @@ def _split(store: ActivationStore, cfg: SweepConfig) -> tuple[tuple[int, int], t
 
 
 def _train_phase(
-    cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, progress, log
+    cfg, phase: Phase, plans: list[RunPlan], store, rows, layout, progress, log, whole_phase=True
 ) -> float:
     from saeprobe.train.finetune import with_inherited
 
@@ -204,7 +220,8 @@ def _train_phase(
     preset_train = recipes.train_values(recipe, given)
     train = preset_train | given
     train["steps"] = phase.steps or train.get("steps") or source.per_epoch
-    train = schedule_defaults(train, layout.checkpoints(phase.name))
+    checkpoints = layout.checkpoints(phase.name, None if whole_phase else [p.name for p in plans])
+    train = schedule_defaults(train, checkpoints)
     train |= {
         "seed": cfg.seed,
         "progress": progress,
@@ -230,7 +247,7 @@ def _train_phase(
                 lr=p.lr,
             )
         )
-    resume = layout.checkpoints(phase.name).exists()
+    resume = checkpoints.exists()
     result = Trainer(train_cfg, specs).fit(source, resume=resume)
     meta = {
         "source": "saeprobe sweep",
