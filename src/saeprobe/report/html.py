@@ -33,8 +33,9 @@ th { background: var(--bg-alt); }
 table.sortable th { cursor: pointer; user-select: none; }
 th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " \\25BC"; }
 td.text, th.text { text-align: left; }
+td:not(.text) { white-space: nowrap; }  /* "0.983 [0.977, 0.988]" stays on one line */
 figure { margin: 12px 0 20px; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figure img { max-width: min(100%, 900px); height: auto; border: 1px solid var(--line); }
 figcaption { font-size: 13px; color: var(--muted); }
 .missing { color: var(--muted); font-style: italic; }
 .scroll { overflow-x: auto; }

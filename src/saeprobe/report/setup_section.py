@@ -118,7 +118,9 @@ def setup_section(study: Study, summary: dict[str, Any]) -> str:
             rows.append([name, None, "not run (or disabled)"])
             continue
         wrote = (record.get("summary") or {}).get("wrote")
-        rows.append([name, record.get("seconds"), str(wrote) if wrote else ""])
+        seconds = record.get("seconds")
+        shown = f"{seconds:.1f}" if isinstance(seconds, int | float) else None
+        rows.append([name, shown, str(wrote) if wrote else ""])
     parts.append(h.table(["stage", "seconds", "wrote"], rows))
     parts.append(
         h.paragraph(

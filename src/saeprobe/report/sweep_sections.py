@@ -114,4 +114,4 @@ def chat_variants_section(rows: Sequence[Mapping[str, Any]]) -> str:
         "fraction of latents), against the SAE they started from and SAEs trained on chat data "
         "from scratch; RUN@N names run RUN's snapshot at step N. Every variant is "
         "evaluated on its phase's held-out store."
-    ) + _table(CHAT_COLUMNS, variants)
+    ) + _table(CHAT_COLUMNS, [r | {"init_from": r["init_from"] or "scratch"} for r in variants])

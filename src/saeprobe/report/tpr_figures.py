@@ -33,26 +33,33 @@ def plot_tpr(
     title: str,
 ) -> Path:
     """Horizontal bars: one row per probe label, one bar per split. `records` maps label ->
-    split -> result record."""
+    split -> result record. With the validation threshold, the OOD false-positive rate it
+    lets through is marked too: a high TPR bought with a high FPR is no win."""
     labels = list(records)
     splits = [s for s in SPLIT_COLOURS if any(s in records[lab] for lab in labels)]
     height = 0.8 / max(1, len(splits))
-    fig = new_figure((7.5, 0.9 + 0.32 * len(labels) * max(1, len(splits)) / 2 + 0.6))
+    fig = new_figure((8.5, 1.3 + 0.26 * len(labels)))
     ax = fig.add_subplot()
     y = np.arange(len(labels))
     for i, split in enumerate(splits):
         values = [records[lab].get(split, {}).get(key) for lab in labels]
         bars = [np.nan if v is None else float(v) for v in values]
-        ax.barh(y + (i - (len(splits) - 1) / 2) * height, bars, height=height * 0.95,
-                color=SPLIT_COLOURS[split], label=split.upper() if split == "ood" else split)  # fmt: skip
+        offset = (i - (len(splits) - 1) / 2) * height
+        name = "OOD" if split == "ood" else split
+        ax.barh(y + offset, bars, height=height * 0.95, color=SPLIT_COLOURS[split],
+                label=f"TPR, {name}")  # fmt: skip
+    if key == "tpr_at_1pct_fpr_val_threshold" and "ood" in splits:
+        fpr = [records[lab].get("ood", {}).get("fpr_at_val_threshold") for lab in labels]
+        ax.scatter([np.nan if v is None else float(v) for v in fpr], y, marker="x",
+                   color="black", zorder=3, label="FPR, OOD, at the validation threshold")  # fmt: skip
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()  # first probe on top, as in the tables
     ax.set_xlim(0, 1)
-    ax.set_xlabel("TPR at 1 % FPR")
+    ax.set_xlabel("rate at the 1 % FPR threshold")
     ax.set_ylabel("probe")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(title="split", loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return save_figure(fig, path, "png")
 
 
