@@ -144,6 +144,10 @@ def _count(n: int, of: int) -> str:
     return "the one SAE's" if of == 1 else ("every SAE's" if n == of else f"{n} of {of} SAEs'")
 
 
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]  # str.capitalize would lower-case "SAE"
+
+
 def headline_sentence(rows: Sequence[Mapping[str, Any]]) -> str:
     """What the numbers say, in words; a win needs the paired 95 % interval to exclude zero."""
     if not rows:
@@ -160,7 +164,7 @@ def headline_sentence(rows: Sequence[Mapping[str, Any]]) -> str:
         )
     if len(sae) == n:
         return (
-            f"{_count(n, n).capitalize()} best probe beats the dense probe {split} by "
+            f"{_capital(_count(n, n))} best probe beats the dense probe {split} by "
             f"{_span(sae)} AUROC; every paired 95 % interval excludes zero."
         )
     if len(ties) == n:
