@@ -29,7 +29,7 @@ a { color: var(--accent); }
 .headline p { margin: 6px 0; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: right; }
-th { background: var(--bg-alt); }
+th { background: var(--bg-alt); overflow-wrap: anywhere; }
 table.sortable th { cursor: pointer; user-select: none; }
 th.sorted-asc::after { content: " \\25B2"; } th.sorted-desc::after { content: " \\25BC"; }
 td.text, th.text { text-align: left; }
@@ -45,6 +45,11 @@ figcaption { font-size: 13px; color: var(--muted); }
   h2 { break-before: auto; break-after: avoid; }
   figure, table { break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
+  .scroll { overflow: visible; }  /* paper cannot scroll: wide tables shrink instead */
+  table { font-size: 9px; }
+  td:not(.text) { white-space: normal; }
+  td.text { overflow-wrap: anywhere; }
+  figure img { max-width: 100%; }
 }
 """
 

@@ -21,9 +21,9 @@ from saeprobe.report.tpr_figures import write_tpr_figures
 NOT_RUN = "the probe stage has not run, so this is left out"
 REFERENCES = ("dense", "diff_of_means")
 BREAKDOWN_REFERENCE = {
-    "group": "both classes of the group",
-    "split_negatives": "group's positives against all OOD negatives",
-    "split_positives": "group's negatives against all OOD positives",
+    "group": "its own rows",
+    "split_negatives": "+ all OOD negatives",
+    "split_positives": "+ all OOD positives",
 }
 
 
@@ -119,7 +119,8 @@ def ood_breakdown_section(study: Study) -> str:
     breakdown = [r for r in results.get("ood_breakdown", []) if seed is None or r["seed"] == seed]
     if not breakdown:
         return h.missing("the probe stage wrote no OOD breakdown (the OOD split has no groups)")
-    probes = ["dense", *[r["best_probe"] for r in headline_rows(results)]]
+    best = {r["best_probe"]: r["sae"] for r in headline_rows(results)}
+    probes = ["dense", *best]
     cells: dict[tuple[str, str, str], dict[str, float]] = {}
     sizes: dict[tuple[str, str, str], tuple[int, int]] = {}
     for r in breakdown:
@@ -129,7 +130,8 @@ def ood_breakdown_section(study: Study) -> str:
         key = (r["group_type"], r["group"], r.get("reference", ""))
         cells.setdefault(key, {})[lab] = r["auroc"]
         sizes[key] = (r.get("n"), r.get("n_pos"))
-    headers = ["by", "group", "scored against", "n", "n pos", *probes]
+    # Columns are named by SAE: the best probe's full label is in the headline table.
+    headers = ["by", "group", "scored on", "n", "n pos", "dense", *best.values()]
     rows = [
         [kind, group, BREAKDOWN_REFERENCE.get(ref, ref), *sizes[key],
          *[values.get(p) for p in probes]]
@@ -138,8 +140,8 @@ def ood_breakdown_section(study: Study) -> str:
     ]  # fmt: skip
     return h.paragraph(
         "OOD AUROC per source and per transformation, for the dense probe and each SAE's "
-        "best probe (chosen on validation). A group holding one class only is scored against "
-        "all OOD prompts of the other class. The probe stage records no interval per group; "
+        "best probe (chosen on validation; columns named by SAE). A group holding one class "
+        "only is scored together with all OOD prompts of the other class. The probe stage records no interval per group; "
         "ood_breakdown.csv has every probe."
     ) + h.table(headers, rows)
 

@@ -108,8 +108,21 @@ def setup_section(study: Study, summary: dict[str, Any]) -> str:
                 ],  # fmt: skip
             )
         )
+        groups = (study.dataset_summary or {}).get("groups") or []
+        if groups:
+            parts.append(
+                h.table(
+                    ["split", "source", "transformation", "harmful", "harmless"],
+                    [[g.get("split"), g.get("source"), g.get("transform"), g.get("harmful"),
+                      g.get("harmless")] for g in groups],
+                    caption="Prompts per source and transformation",
+                )
+            )  # fmt: skip
     else:
-        parts.append(h.missing("no dataset summary: the dataset and probe stages have not run"))
+        parts.append(
+            h.missing("no dataset summary: the dataset and probe stages have not run, so the "
+                      "data sizes are left out")
+        )  # fmt: skip
     parts.append("<h3>Stages</h3>")
     rows = []
     for name in STAGES:
