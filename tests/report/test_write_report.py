@@ -160,3 +160,10 @@ def test_results_json_that_is_not_a_probe_output(tmp_path):
     (study / "probe" / "results.json").write_text('{"rows": []}', encoding="utf-8")
     with pytest.raises(DataError, match="not a `saeprobe probe` results.json"):
         write_report(study)
+
+
+def test_stage_output_of_the_wrong_shape_names_the_stage(tmp_path):
+    study = make_study(tmp_path / "out", ("debug",))
+    (study / "debug" / "findings.json").write_text('{"rank": 1}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"findings\.json holds a JSON dict.*--from debug"):
+        write_report(study)

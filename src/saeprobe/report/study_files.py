@@ -132,6 +132,20 @@ def load_study(study_dir: str | Path) -> Study:
     for run in study.probes:
         _check_probe(run.results, run.dir / "results.json")
     study.autointerp = _optional_json(study.autointerp_dir / "autointerp_sweep.json")
+    _check_shape(
+        study.autointerp, dict, study.autointerp_dir / "autointerp_sweep.json", "autointerp"
+    )
     study.debug_findings = _optional_json(study.debug_dir / "findings.json")
+    _check_shape(study.debug_findings, list, study.debug_dir / "findings.json", "debug")
     study.debug_summary = _optional_json(study.debug_dir / "summary.json")
+    _check_shape(study.debug_summary, dict, study.debug_dir / "summary.json", "debug")
+    _check_shape(study.dataset_summary, dict, study.dataset_dir / "summary.json", "dataset")
     return study
+
+
+def _check_shape(value: Any, kind: type, path: Path, stage: str) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise DataError(
+            f"{path} holds a JSON {type(value).__name__}, not the {kind.__name__} the {stage} "
+            f"stage writes; re-run it (saeprobe run ... --from {stage})"
+        )
