@@ -104,12 +104,17 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def interval(estimate: Any, low: Any, high: Any, digits: int = 3) -> str:
-    """'0.912 [0.897, 0.925]', or the estimate alone when the interval is missing."""
+    """'0.912 [0.897, 0.925]', or the estimate alone when the interval is missing. Always fixed
+    point: an interval reads against its estimate, so all three share one format."""
     if estimate is None:
         return ""
+
+    def fixed(v: Any) -> str:
+        return f"{float(v):.{digits}f}"
+
     if low is None or high is None:
-        return fmt(estimate, digits)
-    return f"{fmt(estimate, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+        return fixed(estimate)
+    return f"{fixed(estimate)} [{fixed(low)}, {fixed(high)}]"
 
 
 def _is_text(column: Sequence[Any]) -> bool:

@@ -188,7 +188,16 @@ def comparisons_section(study: Study) -> str:
             "on the same resampled prompts. comparisons.csv has train and validation too."
         )
     ]
+    if len(study.probes) > 1:
+        parts.append("<h3>Each SAE's best probe against the dense probe, per pooling (OOD)</h3>")
+        per_pooling = {
+            run.pooling: {r["sae"]: r for r in headline_rows(run.results)} for run in study.probes
+        }
+        saes = list(dict.fromkeys(s for rows in per_pooling.values() for s in rows))
+        body = [[sae, *[_delta(per_pooling[p].get(sae)) for p in per_pooling]] for sae in saes]
+        parts.append(h.table(["SAE", *[f"Δ {p}" for p in per_pooling]], body))
     if ood:
+        parts.append("<h3>Every comparison (OOD)</h3>")
         rows = [
             [c["kind"], c["probe_a"], c["probe_b"], c.get("auroc_a"), c.get("auroc_b"),
              h.interval(c.get("delta"), c.get("ci_low"), c.get("ci_high")), c.get("chosen_by")]
@@ -199,14 +208,6 @@ def comparisons_section(study: Study) -> str:
         )
     else:
         parts.append(h.missing("no OOD comparisons were written"))
-    if len(study.probes) > 1:
-        parts.append("<h3>Each SAE's best probe against the dense probe, per pooling (OOD)</h3>")
-        per_pooling = {
-            run.pooling: {r["sae"]: r for r in headline_rows(run.results)} for run in study.probes
-        }
-        saes = list(dict.fromkeys(s for rows in per_pooling.values() for s in rows))
-        body = [[sae, *[_delta(per_pooling[p].get(sae)) for p in per_pooling]] for sae in saes]
-        parts.append(h.table(["SAE", *[f"Δ {p}" for p in per_pooling]], body))
     return "".join(parts)  # fmt: skip
 
 
