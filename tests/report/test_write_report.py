@@ -134,10 +134,13 @@ def test_missing_stages_are_left_out_in_words(tmp_path, parts, gaps):
             assert "left out" not in body, anchor
     results = json.loads(files.results.read_text())
     assert set(results) == RESULTS_KEYS
+    if "autointerp" not in parts:  # the synthetic config has interp: null
+        assert "turns autointerp off (interp: null)" in section(html, "autointerp")
     if "probe" not in parts:
         assert results["headline"]["rows"] == []
         assert results["headline"]["sentence"].startswith("No headline")
         assert "headline table is left out" in section(html, "headline")
+        assert "So this run" not in section(html, "headline")
 
 
 def test_no_study_config_is_a_one_line_error(tmp_path):

@@ -72,7 +72,8 @@ def _headline_section(rows: list[dict[str, Any]], sentence: str, pooling: str | 
         '<div class="headline">'
         f"<p><strong>This run:</strong> {h.esc(sentence)}</p>"
         f"<p><strong>The study:</strong> {h.esc(STUDY_FINDING)}</p>"
-        f"<p><strong>So this run</strong> {h.esc(verdict)}.</p></div>"
+        + (f"<p><strong>So this run</strong> {h.esc(verdict)}.</p>" if rows else "")
+        + "</div>"
     )
     if not rows:
         return box + h.missing("the probe stage has not run, so the headline table is left out")

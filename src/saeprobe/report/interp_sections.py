@@ -44,8 +44,7 @@ def autointerp_rows(autointerp: dict[str, Any]) -> list[dict[str, Any]]:
 def autointerp_section(study: Study) -> str:
     data = study.autointerp
     if data is None:
-        return h.missing("autointerp has not run (the interp stage is off or unfinished), so "
-                         "this is left out")  # fmt: skip
+        return h.missing(_absent(study, "interp", "autointerp"))
     methods = autointerp_methods(data)
     headers = ["SAE", "architecture", "L0"]
     for m in methods:
@@ -74,6 +73,13 @@ def autointerp_section(study: Study) -> str:
     return "".join(parts)
 
 
+def _absent(study: Study, key: str, what: str) -> str:
+    """Why a stage's section is empty: turned off in the config, or not run (yet)."""
+    if key in study.config and study.config[key] is None:
+        return f"the study config turns {what} off ({key}: null), so this is left out"
+    return f"{what} has not run, so this is left out"
+
+
 def _example(finding: dict[str, Any], limit: int = 90) -> str:
     examples = finding.get("examples") or []
     if not examples:
@@ -85,8 +91,7 @@ def _example(finding: dict[str, Any], limit: int = 90) -> str:
 def debug_section(study: Study) -> str:
     findings = study.debug_findings
     if findings is None:
-        return h.missing("dataset debugging has not run (the debug stage is off or "
-                         "unfinished), so this is left out")  # fmt: skip
+        return h.missing(_absent(study, "debug", "dataset debugging"))
     summary = study.debug_summary or {}
     sae = summary.get("sae") or {}
     parts = [
