@@ -51,6 +51,20 @@ def _splits(study: Study) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _autointerp(study: Study) -> str | None:
+    data = study.autointerp
+    if not data:
+        return None
+    settings = (data.get("config") or {}).get("autointerp") or {}
+    methods = ", ".join(settings.get("scoring") or [])
+    n = settings.get("n_latents")
+    return (
+        f"explainer {data.get('explainer')}, scorer {data.get('scorer')}"
+        + (f", {n} latents per SAE" if n else "")
+        + (f", scored by {methods}" if methods else "")
+    )
+
+
 def setup_summary(study: Study) -> dict[str, Any]:
     """The setup as data: results.json carries it and the section renders it."""
     cfg = study.config
@@ -74,6 +88,7 @@ def setup_summary(study: Study) -> dict[str, Any]:
         "splits": _splits(study),
         "poolings": [p.pooling for p in study.probes],
         "n_bootstrap": probe_cfg.get("n_bootstrap"),
+        "autointerp": _autointerp(study),
         "versions": versions(),
         "stage_seconds": {
             name: study.stages[name].get("seconds") for name in STAGES if name in study.stages
@@ -92,6 +107,7 @@ def setup_section(study: Study, summary: dict[str, Any]) -> str:
         ("d_model", summary["d_model"]),
         ("poolings", ", ".join(summary["poolings"])),
         ("bootstrap resamples", summary["n_bootstrap"]),
+        ("autointerp", summary["autointerp"]),
         ("seeds", ", ".join(f"{k} {v}" for k, v in seeds.items() if v is not None)),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items() if v)),
     ]
