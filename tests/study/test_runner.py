@@ -100,3 +100,14 @@ def test_kill_mid_sweep_then_rerun_gives_identical_results(finished, tmp_path, m
         weights = f"sweep/saes/{run}/sae_weights.safetensors"
         assert (tmp_path / "out" / weights).read_bytes() == (tmp / "out" / weights).read_bytes()
     assert _results(tmp_path / "out") == _results(tmp / "out")
+
+
+def test_report_of_a_real_study_passes_the_browser_check(finished, tmp_path):
+    from browser import open_page
+    from report_checks import check_report_in_browser
+
+    tmp, _, _ = finished
+    results = json.loads((tmp / "out" / "results.json").read_text())
+    assert {r["sae"] for r in results["headline"]["rows"]} == {"topk", "topk-ft"}
+    with open_page(tmp_path) as (page, errors):
+        check_report_in_browser(page, errors, tmp / "out" / "report.html", tmp_path / "study.png")

@@ -51,7 +51,10 @@ def plot_score_vs_l0(
     axes = [fig.add_subplot(1, 2, i + 1) for i in range(2)]
     for ax, (key, label) in zip(axes, _PANELS, strict=True):
         for s in series:
-            pts = sorted((float(r["l0"]), r[method]) for r in usable if str(r["series"]) == s)
+            pts = sorted(  # by L0 only: two SAEs of a series may share an L0 (a finetune)
+                ((float(r["l0"]), r[method]) for r in usable if str(r["series"]) == s),
+                key=lambda p: p[0],
+            )
             pts = [(x, a) for x, a in pts if _finite(a.get(key)) is not None]
             if not pts:
                 continue

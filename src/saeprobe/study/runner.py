@@ -132,10 +132,10 @@ def run_quickstart(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> StudySummary:
-    from saeprobe.report.headline import headline_table
+    from saeprobe.report import headline_table
 
     summary = run_from_config(quickstart_config(), out, from_stage, False, progress, log)
     results = json.loads((summary.out / "results.json").read_text(encoding="utf-8"))
     log("")
-    log(headline_table(results["headline"]))
+    log(headline_table(results["headline"]["rows"]))
     return summary

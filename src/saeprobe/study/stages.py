@@ -175,7 +175,7 @@ def _debug(ctx: StudyContext) -> dict[str, Any]:
 
 
 def _report(ctx: StudyContext) -> dict[str, Any]:
-    from saeprobe.report.build import write_report
+    from saeprobe.report import write_report
 
     files = write_report(ctx.out)
     return {"html": str(files.html), "results": str(files.results), "wrote": str(files.html)}
