@@ -319,3 +319,24 @@ def probe_rows(run: Path, params: dict[str, str]) -> Block:
     if not rows:
         raise BlockError(f"no probe in {res.path} matches {params.get('probes')}")
     return Block(table(["probe", "train", "val", "OOD"], rows))
+
+
+@kind("probe-dense-cv")
+def dense_cv(run: Path, params: dict[str, str]) -> Block:
+    """The dense probe's grouped-CV curve over C (`probe_info`), 4 decimals: it saturates."""
+    res = load(run, params)
+    info = next(
+        (
+            p
+            for p in res.data.get("probe_info", [])
+            if p.get("probe") == "dense" and p.get("seed") == res.seed
+        ),
+        None,
+    )
+    if info is None or "cv_cs" not in info:
+        raise BlockError(f"{res.path} has no CV curve of the dense probe")
+    rows = [
+        [c_value(c) + (" (chosen)" if c == info.get("c") else ""), num(a, 4), num(ll, 4)]
+        for c, a, ll in zip(info["cv_cs"], info["cv_auroc"], info["cv_log_loss"], strict=True)
+    ]
+    return Block(table(["C", "CV AUROC", "CV log-loss"], rows))
