@@ -340,3 +340,25 @@ def dense_cv(run: Path, params: dict[str, str]) -> Block:
         for c, a, ll in zip(info["cv_cs"], info["cv_auroc"], info["cv_log_loss"], strict=True)
     ]
     return Block(table(["C", "CV AUROC", "CV log-loss"], rows))
+
+
+@kind("layer-scan")
+def layer_scan(run: Path, params: dict[str, str]) -> Block:
+    """`saeprobe scan-layers` (`layer_scan.json`): per layer and pooling, CV AUROC / log-loss.
+
+    `poolings=` orders the columns (default: the scan's order)."""
+    records = read_json(run / "layer_scan.json").get("records", [])
+    cells = {(r["layer"], r["pooling"]): r for r in records}
+    order = list(dict.fromkeys(r["pooling"] for r in records))
+    columns = params["poolings"].split(",") if "poolings" in params else order
+    unknown = [p for p in columns if p not in order]
+    if unknown:
+        raise BlockError(f"{run / 'layer_scan.json'} has no pooling {', '.join(unknown)}")
+    rows = []
+    for layer in sorted({r["layer"] for r in records}):
+        row = [str(layer)]
+        for pool in columns:
+            r = cells.get((layer, pool))
+            row.append(f"{num(r['cv_auroc'], 4)} / {num(r['cv_log_loss'], 4)}" if r else "–")
+        rows.append(row)
+    return Block(table(["layer", *columns], rows))

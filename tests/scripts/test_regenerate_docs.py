@@ -400,3 +400,24 @@ def test_every_block_in_the_repository_docs_parses_and_names_a_known_kind():
     assert markers, "docs/ has no generated blocks"
     assert {m.kind for m in markers} <= set(KINDS)
     assert all(m.params["run"].startswith("runs/") for m in markers)
+
+
+def test_layer_scan_kind(tmp_path):
+    recs = [
+        {"layer": layer, "pooling": pool, "cv_auroc": a, "cv_log_loss": ll, "c": 1.0}
+        for layer, pool, a, ll in [
+            (15, "max", 0.99971, 0.02181),
+            (3, "max", 0.99741, 0.06994),
+            (3, "eot+0", 0.99031, 0.14221),
+        ]
+    ]
+    (tmp_path / "layer_scan.json").write_text(json.dumps({"records": recs}))
+    text = KINDS["layer-scan"](tmp_path, {"poolings": "eot+0,max"}).text
+    assert text.splitlines() == [
+        "| layer | eot+0 | max |",
+        "|---|---|---|",
+        "| 3 | 0.9903 / 0.1422 | 0.9974 / 0.0699 |",
+        "| 15 | – | 0.9997 / 0.0218 |",
+    ]
+    with pytest.raises(Exception, match="no pooling mean"):
+        KINDS["layer-scan"](tmp_path, {"poolings": "mean"})
