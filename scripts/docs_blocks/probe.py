@@ -362,3 +362,45 @@ def layer_scan(run: Path, params: dict[str, str]) -> Block:
             row.append(f"{num(r['cv_auroc'], 4)} / {num(r['cv_log_loss'], 4)}" if r else "–")
         rows.append(row)
     return Block(table(["layer", *columns], rows))
+
+
+@kind("probe-per-token-by-pooling")
+def per_token_by_pooling(run: Path, params: dict[str, str]) -> Block:
+    """Per pooling: the dense OOD AUROC and each residual per-token probe's Δ OOD against it."""
+    rows, probes = [], None
+    for name in poolings(run):
+        res = load(run, params, name)
+        probes = probes or per_token_probes(res)
+        row = [name, res.auroc_interval("dense", "ood")]
+        for probe in probes:
+            comp = res.comparison("vs_dense", probe, "ood")
+            row.append(
+                signed_interval(comp["delta"], comp["ci_low"], comp["ci_high"]) if comp else "–"
+            )
+        rows.append(row)
+    return Block(table(["pooling", "dense OOD", *(f"Δ {p}" for p in probes or [])], rows))
+
+
+@kind("probe-best-sae-by-pooling")
+def best_sae_by_pooling(run: Path, params: dict[str, str]) -> Block:
+    """Per SAE and pooling: Δ OOD of its best SAE probe (chosen on val) against dense."""
+    names = poolings(run)
+    results = [load(run, params, name) for name in names]
+    rows = []
+    for sae in results[0].saes:
+        row = [sae]
+        for res in results:
+            comp = res.comparison("best_sae_vs_dense", None, "ood", sae=sae)
+            row.append(
+                "–"
+                if comp is None
+                else f"{signed_interval(comp['delta'], comp['ci_low'], comp['ci_high'])} "
+                f"`{_without_sae(comp['probe_a'], sae)}`"
+            )
+        rows.append(row)
+    return Block(table(["SAE", *names], rows))
+
+
+def _without_sae(lab: str, sae: str) -> str:
+    """`k_sparse/pt/l1/k50` -> `k_sparse/l1/k50` (the column already names the SAE)."""
+    return "/".join(part for i, part in enumerate(lab.split("/")) if not (i == 1 and part == sae))

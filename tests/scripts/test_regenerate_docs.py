@@ -421,3 +421,13 @@ def test_layer_scan_kind(tmp_path):
     ]
     with pytest.raises(Exception, match="no pooling mean"):
         KINDS["layer-scan"](tmp_path, {"poolings": "mean"})
+
+
+def test_by_pooling_kinds(runs):
+    text = _block(runs, "probe-per-token-by-pooling run=runs/probe")
+    assert text.splitlines()[0] == "| pooling | dense OOD | Δ ema |"
+    assert text.splitlines()[3] == "| eot+0 | 0.949 [0.939, 0.959] | −0.030 [−0.040, −0.021] |"
+    text = _block(runs, "probe-best-sae-by-pooling run=runs/probe")
+    assert text.splitlines()[2] == (
+        "| s | +0.012 [+0.007, +0.018] `k_sparse/l1/k20` | +0.012 [+0.007, +0.018] `k_sparse/l1/k20` |"
+    )
