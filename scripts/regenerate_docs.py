@@ -127,6 +127,11 @@ def regenerate(path: Path, runs_root: Path) -> Outcome:
             block = KINDS[mk.kind](run, mk.params)
         except BlockError as err:
             raise MarkerError(f"{where}: {mk.kind} run={mk.params['run']}: {err}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise MarkerError(
+                f"{where}: {mk.kind} run={mk.params['run']}: unexpected file contents "
+                f"({type(err).__name__}: {err})"
+            ) from None
         new = ["\n", *(block.text.strip("\n") + "\n").splitlines(keepends=True), "\n"]
         if new != old:
             diff = list(difflib.unified_diff(old, new, lineterm="", n=0))[2:]

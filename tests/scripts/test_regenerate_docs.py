@@ -431,3 +431,11 @@ def test_by_pooling_kinds(runs):
     assert text.splitlines()[2] == (
         "| s | +0.012 [+0.007, +0.018] `k_sparse/l1/k20` | +0.012 [+0.007, +0.018] `k_sparse/l1/k20` |"
     )
+
+
+def test_a_run_file_with_another_schema_is_a_one_line_error(runs, capsys):
+    (runs / "runs/sweep/sweep.json").write_text(json.dumps({"no_rows": []}))
+    _doc(runs, "<!-- generated: sweep-table run=runs/sweep -->\n<!-- /generated -->\n")
+    assert _main(runs) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "page.md:1: sweep-table" in err and "unexpected file contents" in err
