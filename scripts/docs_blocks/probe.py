@@ -274,8 +274,8 @@ def reconstruction_delta(run: Path, params: dict[str, str]) -> Block:
     rows = [[sae, *(cells[sae].get(s, "–") for s in SPLITS)] for sae in cells]
     return Block(
         table(["SAE", "Train", "Val", "OOD"], rows)
-        + "\n\nAUROC(dense probe on residual) − AUROC(dense probe on SAE reconstruction)"
-        + " [paired bootstrap 95 % CI]."
+        + "\n\nAUROC(dense on the residual) − AUROC(dense on the SAE reconstruction), paired"
+        + "\nbootstrap 95 % CI."
     )
 
 
