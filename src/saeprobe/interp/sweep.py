@@ -37,8 +37,7 @@ from saeprobe.interp.score import METHODS
 from saeprobe.io_utils import atomic_write_json, atomic_write_text
 from saeprobe.sae.config import build_config
 from saeprobe.sweep.config import SweepConfig, plan_runs
-from saeprobe.sweep.runner import CONFIG_FILE, SweepLayout
-from saeprobe.sweep.stores import ensure_store
+from saeprobe.sweep.runner import CONFIG_FILE, SweepLayout, open_store
 
 
 class SweepAutointerpConfig(BaseModel):
@@ -107,7 +106,8 @@ def ensure_sweep_records(cfg: SweepAutointerpConfig, log=print) -> dict[str, tup
         if store_name not in sweep.stores:
             raise DataError(f"store {store_name!r} is not defined in the sweep's config")
         if store_name not in stores:
-            stores[store_name] = ensure_store(store_name, sweep.stores[store_name], cfg.progress)
+            # Through the sweep, so that a `rollouts:NAME` store finds its generated chat data.
+            stores[store_name] = open_store(sweep, store_name, cfg.progress, log)
         store = stores[store_name]
         records = cfg.sweep_dir / "autointerp" / "latents" / plan.name
         lat_cfg = build_config(
