@@ -151,8 +151,8 @@ def _train_overrides(base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
 @click.option("--out", type=_PATH, help="save the trained SAE here")
 def toy(config_path, density, rare_range, checkpoint_dir, json_path, out, **o):
     """Train an SAE on planted features and report how many it recovered."""
-    from saeprobe.pipeline.toy import ToyConfig, dump, run_toy
     from saeprobe.sae.config import build_config
+    from saeprobe.train.toy import ToyConfig, dump, run_toy
     from saeprobe.yaml_config import load_yaml_config
 
     data = load_yaml_config(config_path)
@@ -245,8 +245,8 @@ def train(
     """Train an SAE on a harvested activation store."""
     import json
 
-    from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
     from saeprobe.sae.config import build_config
+    from saeprobe.train.from_store import StoreTrainConfig, train_from_store
     from saeprobe.yaml_config import load_yaml_config
 
     data = load_yaml_config(config_path)
@@ -306,7 +306,7 @@ def evaluate(json_path, no_verify, **o):
     """Reconstruction, sparsity and firing-frequency metrics, and the SAE's effect on the model."""
     import json
 
-    from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
+    from saeprobe.metrics.evaluate import EvaluateConfig, evaluate_sae
     from saeprobe.sae.config import build_config
 
     data = {k: v for k, v in o.items() if v is not None} | {"verify": not no_verify}
@@ -338,8 +338,8 @@ def sweep(config_path, out, progress):
 @click.option("--out", required=True, type=_PATH, help="dataset directory")
 def build_dataset_cmd(config_path, out):
     """Build the harmful-intent probing dataset (offline default without CONFIG)."""
-    from saeprobe.datasets.build import build_dataset
-    from saeprobe.datasets.config import load_dataset_config
+    from saeprobe.data.prompts.build import build_dataset
+    from saeprobe.data.prompts.config import load_dataset_config
 
     summary = build_dataset(load_dataset_config(config_path), out)
     click.echo(summary.table)
@@ -354,7 +354,7 @@ def probe(config_path, out, progress):
     """Dense vs SAE probes for harmful intent, in distribution and OOD."""
     import json
 
-    from saeprobe.pipeline.probe import load_probe_config, run_probe
+    from saeprobe.probes.benchmark import load_probe_config, run_probe
 
     report = run_probe(load_probe_config(config_path), out, progress=progress)
     click.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
@@ -393,8 +393,8 @@ def rollouts(resume, **o):
 @click.option("--progress/--no-progress", default=True, help="show progress bars")
 def scan_layers_cmd(config_path, layers, out, progress):
     """Choose a probing layer: dense-probe CV on the train split only, per layer."""
-    from saeprobe.pipeline.layer_scan import scan_layers
-    from saeprobe.pipeline.probe import load_probe_config
+    from saeprobe.probes.benchmark import load_probe_config
+    from saeprobe.probes.layer_scan import scan_layers
 
     try:
         wanted = [int(v) for v in layers.split(",") if v.strip()]

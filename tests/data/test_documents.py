@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from saeprobe.data.documents import MixSource, data_format, is_chat_file, iter_documents
-from saeprobe.datasets.cached import cached_dataset
+from saeprobe.data.prompts.cached import cached_dataset
 
 
 def test_a_jsonl_of_messages_is_a_chat_file(tmp_path):

@@ -11,8 +11,8 @@ import pytest
 from harvest_helpers import cli
 
 from saeprobe.data import rollouts
+from saeprobe.data.prompts.default_prompts import HARMLESS_PROMPTS
 from saeprobe.data.rollouts import RolloutsConfig, iter_chats, partial_path, run_rollouts
-from saeprobe.datasets.default_prompts import HARMLESS_PROMPTS
 from saeprobe.errors import DataError
 from saeprobe.lm.generate import Sampling, generate_responses, plan_batches
 

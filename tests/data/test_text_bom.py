@@ -3,10 +3,10 @@ first column's name or the first document."""
 
 import pytest
 
+from saeprobe.data.prompts.config import dataset_config
+from saeprobe.data.prompts.examples import HARMFUL
+from saeprobe.data.prompts.sources import load_source
 from saeprobe.data.text import iter_texts
-from saeprobe.datasets.config import dataset_config
-from saeprobe.datasets.examples import HARMFUL
-from saeprobe.datasets.sources import load_source
 
 BOM = "\ufeff"
 

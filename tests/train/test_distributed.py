@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
+from saeprobe.train.from_store import StoreTrainConfig, train_from_store
 from tests.train import ddp_worker
 
 WORKER = Path(ddp_worker.__file__)

@@ -10,7 +10,6 @@ import torch
 
 from saeprobe.data.planted import PlantedConfig, PlantedDictionary, PlantedSource
 from saeprobe.errors import ConfigError
-from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
 from saeprobe.sae.config import build_config
 from saeprobe.sae.io import load_sae, save_sae
 from saeprobe.sae.registry import create_sae
@@ -18,6 +17,7 @@ from saeprobe.sweep.config import SweepConfig
 from saeprobe.sweep.runner import run_sweep
 from saeprobe.train import RunSpec, TensorSource, TrainConfig, Trainer, estimate_scale
 from saeprobe.train.finetune import load_into, with_inherited
+from saeprobe.train.from_store import StoreTrainConfig, train_from_store
 
 D_IN, D_SAE = 16, 32
 # One step at a negligible learning rate: the finetuned SAE is the SAE it started from.

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from saeprobe.cli import main
 from saeprobe.errors import ConfigError
-from saeprobe.pipeline.toy import ToyConfig, build_runs
 from saeprobe.train import RunSpec, TensorSource, TrainConfig, Trainer
 from saeprobe.train.recipes import RECIPES, sae_values, train_values
 from saeprobe.train.schedule import lr_at, sparsity_scale_at
+from saeprobe.train.toy import ToyConfig, build_runs
 
 GS = RECIPES["gemma-scope"]
 

@@ -87,7 +87,7 @@ def iter_source(data: str, field: str | None) -> Iterator[str | list[dict]]:
 
 def iter_mix(source: MixSource) -> Iterator[str | list[dict]]:
     if source.dataset is not None:
-        from saeprobe.datasets.cached import split_texts
+        from saeprobe.data.prompts.cached import split_texts
 
         # A user turn even in a plain-text store: a request only means something as one.
         texts = split_texts(source.dataset, source.split)

@@ -108,7 +108,7 @@ def partial_path(out: Path) -> Path:
 
 def load_prompts(cfg: RolloutsConfig) -> list[str]:
     if cfg.prompts == DEFAULT_PROMPTS:
-        from saeprobe.datasets.default_prompts import HARMLESS_PROMPTS
+        from saeprobe.data.prompts.default_prompts import HARMLESS_PROMPTS
 
         texts: Iterator[str] = iter(HARMLESS_PROMPTS)
     else:

@@ -36,8 +36,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from saeprobe.cache import cache_root
-from saeprobe.datasets.build import build_dataset, load_dataset_dir
-from saeprobe.datasets.config import resolve_dataset_config
+from saeprobe.data.prompts.build import build_dataset, load_dataset_dir
+from saeprobe.data.prompts.config import resolve_dataset_config
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.features.cache import feature_key, load_features, save_features
 from saeprobe.features.extract import extract_features
@@ -47,11 +47,12 @@ from saeprobe.interp.token_acts import user_token_latents
 from saeprobe.io_utils import atomic_write_json, atomic_write_text
 from saeprobe.lm.models import DEFAULT_MODEL, load_model
 from saeprobe.lm.precision import resolve_autocast
-from saeprobe.pipeline.probe import DEFAULT_PROBE_LAYER, SaeSources, resolve_saes
+from saeprobe.probes.benchmark import DEFAULT_PROBE_LAYER
 from saeprobe.probes.metrics import auroc_columns
 from saeprobe.probes.selection import latent_stats
 from saeprobe.sae.config import build_config
 from saeprobe.sae.io import load_sae
+from saeprobe.sweep.sources import SaeSources, resolve_saes
 from saeprobe.train.trainer import resolve_device
 from saeprobe.yaml_config import load_yaml_config
 

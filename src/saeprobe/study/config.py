@@ -31,14 +31,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from saeprobe.datasets.config import DatasetConfig
+from saeprobe.data.prompts.config import DatasetConfig
 from saeprobe.interp.autointerp import AutointerpConfig
 from saeprobe.interp.collect import LatentsConfig
 from saeprobe.interp.debug_dataset import DebugConfig
 from saeprobe.lm.models import DEFAULT_MODEL
-from saeprobe.pipeline.probe import DEFAULT_PROBE_LAYER, ProbeConfig, SaeSources
+from saeprobe.probes.benchmark import DEFAULT_PROBE_LAYER, ProbeConfig
 from saeprobe.study.validate import validate
 from saeprobe.sweep.config import SweepConfig, plan_runs
+from saeprobe.sweep.sources import SaeSources
 from saeprobe.yaml_config import load_yaml_config
 
 

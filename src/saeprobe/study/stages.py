@@ -74,13 +74,13 @@ def _sweep(ctx: StudyContext) -> dict[str, Any]:
 
 
 def _dataset_config(cfg: StudyConfig):
-    from saeprobe.datasets.default_prompts import default_dataset_config
+    from saeprobe.data.prompts.default_prompts import default_dataset_config
 
     return cfg.dataset or default_dataset_config()
 
 
 def _dataset(ctx: StudyContext) -> dict[str, Any]:
-    from saeprobe.datasets.build import build_dataset
+    from saeprobe.data.prompts.build import build_dataset
 
     summary = build_dataset(_dataset_config(ctx.cfg), ctx.dataset_dir)
     ctx.log(summary.table)
@@ -95,7 +95,7 @@ def _sae_dirs(ctx: StudyContext, runs: list[str]) -> dict[str, str]:
 
 
 def _probe(ctx: StudyContext) -> dict[str, Any]:
-    from saeprobe.pipeline.probe import ProbeConfig, run_probe
+    from saeprobe.probes.benchmark import ProbeConfig, run_probe
     from saeprobe.sae.config import build_config
 
     settings = ctx.cfg.probe.model_dump(mode="json", exclude={"saes", "dataset", "extra_saes"})

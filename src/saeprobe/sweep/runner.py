@@ -21,14 +21,13 @@ from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.io_utils import atomic_write_json
 from saeprobe.lm.models import load_model
-from saeprobe.pipeline.evaluate import (
+from saeprobe.metrics.evaluate import (
     lm_batches,
     model_effects,
     reconstruction_metrics,
     save_frequencies,
     training_provenance,
 )
-from saeprobe.pipeline.train_store import schedule_defaults
 from saeprobe.sae.auxk import uses_auxk
 from saeprobe.sae.config import build_config
 from saeprobe.sae.io import load_sae, read_cfg, sae_saved, trained_config
@@ -39,6 +38,7 @@ from saeprobe.sweep.rollouts import ensure_rollouts, rollouts_name
 from saeprobe.sweep.stores import ensure_store
 from saeprobe.train import distributed, recipes
 from saeprobe.train.config import RunSpec, TrainConfig
+from saeprobe.train.from_store import schedule_defaults
 from saeprobe.train.trainer import Trainer, resolve_device, snapshot_path
 
 CONFIG_FILE = "sweep_config.json"

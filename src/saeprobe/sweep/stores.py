@@ -31,8 +31,8 @@ def _file_stamp(source: str) -> list:
 def _mix_stamp(source: MixSource) -> list:
     if source.dataset is None:
         return _file_stamp(source.data)
-    from saeprobe.datasets.cached import dataset_key
-    from saeprobe.datasets.config import load_dataset_config
+    from saeprobe.data.prompts.cached import dataset_key
+    from saeprobe.data.prompts.config import load_dataset_config
 
     config = None if source.dataset == "default" else source.dataset
     return ["dataset", dataset_key(load_dataset_config(config))]

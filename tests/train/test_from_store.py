@@ -8,10 +8,10 @@ import torch
 from harvest_helpers import cli
 
 from saeprobe.errors import DataError
-from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
 from saeprobe.sae.io import load_sae, save_sae
 from saeprobe.sae.registry import create_sae
 from saeprobe.train import trainer as trainer_module
+from saeprobe.train.from_store import StoreTrainConfig, train_from_store
 
 FAST = ["--layer", "3", "--d-sae", "128", "--batch-size", "256", "--no-progress"]
 

@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import log_loss
 
-from saeprobe.datasets.build import build_dataset, load_dataset_dir
-from saeprobe.datasets.config import resolve_dataset_config
+from saeprobe.data.prompts.build import build_dataset, load_dataset_dir
+from saeprobe.data.prompts.config import resolve_dataset_config
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.features.extract import extract_residuals
 from saeprobe.figures import new_figure, save_figure
 from saeprobe.io_utils import atomic_write_json, atomic_write_text
 from saeprobe.lm.models import load_model
 from saeprobe.lm.precision import resolve_autocast
-from saeprobe.pipeline.probe import ProbeConfig
+from saeprobe.probes.benchmark import ProbeConfig
 from saeprobe.probes.cv import fit_quietly, group_folds, new_logistic, select_c, standardise
 from saeprobe.train.trainer import resolve_device
 

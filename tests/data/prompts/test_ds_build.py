@@ -3,14 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from saeprobe.datasets import (
+from saeprobe.data.prompts import (
     build_dataset,
     dataset_config,
     default_dataset_config,
     load_dataset_config,
     load_dataset_dir,
 )
-from saeprobe.datasets.examples import SPLITS
+from saeprobe.data.prompts.examples import SPLITS
 from saeprobe.errors import ConfigError, DataError, FormatError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 from saeprobe.cache import cache_root
-from saeprobe.datasets.build import DATASET_FILE, build_dataset, load_dataset_dir
-from saeprobe.datasets.config import DatasetConfig, load_dataset_config
-from saeprobe.datasets.examples import SPLITS, Example
+from saeprobe.data.prompts.build import DATASET_FILE, build_dataset, load_dataset_dir
+from saeprobe.data.prompts.config import DatasetConfig, load_dataset_config
+from saeprobe.data.prompts.examples import SPLITS, Example
 
 DEFAULT = "default"  # the offline built-in dataset, as a config name
 

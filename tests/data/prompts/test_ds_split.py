@@ -1,7 +1,7 @@
 import pytest
 
-from saeprobe.datasets.examples import HARMFUL, HARMLESS, BasePrompt, Example
-from saeprobe.datasets.split import (
+from saeprobe.data.prompts.examples import HARMFUL, HARMLESS, BasePrompt, Example
+from saeprobe.data.prompts.split import (
     assign_splits,
     check_classes,
     check_no_leakage,

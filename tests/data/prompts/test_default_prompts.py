@@ -3,8 +3,8 @@ config wraps harmless prompts in the jailbreak wrappers too."""
 
 from collections import Counter
 
-from saeprobe.datasets import default_dataset_config, default_prompts
-from saeprobe.datasets.default_prompts import load_prompt_data
+from saeprobe.data.prompts import default_dataset_config, default_prompts
+from saeprobe.data.prompts.default_prompts import load_prompt_data
 
 
 def test_packaged_prompt_data_loads_into_the_public_names():

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saeprobe.data.prompts.config import SourceConfig
+from saeprobe.data.prompts.examples import HARMFUL, HARMLESS, LABELS
 from saeprobe.data.text import iter_records
-from saeprobe.datasets.config import SourceConfig
-from saeprobe.datasets.examples import HARMFUL, HARMLESS, LABELS
 from saeprobe.errors import DataError
 
 # Label values understood without positive_values/positive_prefix (compared lower-cased).
@@ -47,7 +47,7 @@ class RawPrompt:
 def load_source(src: SourceConfig) -> list[RawPrompt]:
     """All prompts of one source, in file order. Raises DataError on an empty prompt."""
     if src.kind == "builtin":
-        from saeprobe.datasets.default_prompts import HARMFUL_PROMPTS, HARMLESS_PROMPTS
+        from saeprobe.data.prompts.default_prompts import HARMFUL_PROMPTS, HARMLESS_PROMPTS
 
         prompts = HARMFUL_PROMPTS if src.label == "harmful" else HARMLESS_PROMPTS
         label = LABELS[src.label]  # type: ignore[index]
@@ -156,7 +156,7 @@ def _hub_records(source: str) -> Iterator[tuple[str, dict[str, Any]]]:
         import datasets
     except ImportError:
         datasets = None
-    # Under pytest, tests/datasets/ can shadow the missing package as a namespace package.
+    # Under pytest, tests/data/prompts/ can shadow the missing package as a namespace package.
     if datasets is None or not hasattr(datasets, "load_dataset"):
         raise DataError(f"{source} needs the datasets package; pip install datasets")
     try:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saeprobe.datasets.config import DatasetConfig
-from saeprobe.datasets.examples import (
+from saeprobe.data.prompts.config import DatasetConfig
+from saeprobe.data.prompts.examples import (
     HARMFUL,
     HARMLESS,
     NO_TRANSFORM,
@@ -30,9 +30,9 @@ from saeprobe.datasets.examples import (
     BasePrompt,
     Example,
 )
-from saeprobe.datasets.normalize import normalize_prompt
-from saeprobe.datasets.sources import load_source
-from saeprobe.datasets.split import (
+from saeprobe.data.prompts.normalize import normalize_prompt
+from saeprobe.data.prompts.sources import load_source
+from saeprobe.data.prompts.split import (
     assign_splits,
     check_classes,
     check_no_leakage,
@@ -40,7 +40,7 @@ from saeprobe.datasets.split import (
     drop_repeated_texts,
     make_base_id,
 )
-from saeprobe.datasets.transforms import Transform, resolve_transform, rng_for
+from saeprobe.data.prompts.transforms import Transform, resolve_transform, rng_for
 from saeprobe.errors import DataError, FormatError
 from saeprobe.io_utils import atomic_write, atomic_write_json
 

@@ -1,6 +1,6 @@
 import pytest
 
-from saeprobe.datasets.normalize import normalize_prompt
+from saeprobe.data.prompts.normalize import normalize_prompt
 
 
 @pytest.mark.parametrize(

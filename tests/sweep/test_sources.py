@@ -3,8 +3,8 @@ not the whole sweep."""
 
 import yaml
 
-import saeprobe.pipeline.probe as probe_module
-from saeprobe.pipeline.probe import SaeSources, resolve_saes
+import saeprobe.sweep.sources as probe_module
+from saeprobe.sweep.sources import SaeSources, resolve_saes
 
 
 def test_named_runs_are_the_only_runs_asked_of_the_sweep(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from known_saes import identity_sae, mean_only_sae
 
 from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import DataError
-from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae, lm_batches, model_effect
+from saeprobe.metrics.evaluate import EvaluateConfig, evaluate_sae, lm_batches, model_effect
 from saeprobe.sae.io import save_sae
 
 REQUIRED = ("l0", "fvu", "nmse", "dead_fraction", "n_high_frequency", "frac_high_frequency")

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 from saeprobe.cli import main
 from saeprobe.errors import ConfigError
-from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
-from saeprobe.pipeline.train_store import StoreTrainConfig, train_from_store
+from saeprobe.metrics.evaluate import EvaluateConfig, evaluate_sae
 from saeprobe.sae import create_sae
 from saeprobe.sae.io import save_sae
+from saeprobe.train.from_store import StoreTrainConfig, train_from_store
 
 
 def _train(store, out, **kw):

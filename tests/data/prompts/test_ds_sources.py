@@ -4,9 +4,9 @@ import types
 
 import pytest
 
-from saeprobe.datasets.config import dataset_config
-from saeprobe.datasets.examples import HARMFUL, HARMLESS
-from saeprobe.datasets.sources import load_source
+from saeprobe.data.prompts.config import dataset_config
+from saeprobe.data.prompts.examples import HARMFUL, HARMLESS
+from saeprobe.data.prompts.sources import load_source
 from saeprobe.errors import ConfigError, DataError
 
 

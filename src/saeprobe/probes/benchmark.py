@@ -22,9 +22,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from saeprobe.cache import cache_root
-from saeprobe.datasets.build import build_dataset, load_dataset_dir
-from saeprobe.datasets.config import resolve_dataset_config
-from saeprobe.errors import ConfigError
+from saeprobe.data.prompts.build import build_dataset, load_dataset_dir
+from saeprobe.data.prompts.config import resolve_dataset_config
 from saeprobe.features.cache import (
     feature_key,
     load_features,
@@ -46,36 +45,12 @@ from saeprobe.probes.plots import plot_auroc_vs_k, plot_reconstruction_delta_tab
 from saeprobe.probes.selection import DEFAULT_L1_PRESCREEN, SELECTIONS
 from saeprobe.sae.config import build_config
 from saeprobe.sae.io import load_sae
-from saeprobe.sweep.config import SweepConfig, plan_runs
-from saeprobe.sweep.runner import SweepLayout, run_sweep
+from saeprobe.sweep.sources import SaeSources, resolve_saes
 from saeprobe.train.trainer import resolve_device
 from saeprobe.yaml_config import load_yaml_config
 
 # SmolLM2's probing layer, chosen by `saeprobe scan-layers` on the training split (docs/probing.md).
 DEFAULT_PROBE_LAYER = 15
-
-
-class SaeSources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sweep: Path | None = Field(None, description="sweep config to train or reuse")
-    sweep_out: Path | None = Field(None, description="where that sweep lives")
-    runs: list[str] = Field(default_factory=list, description="runs of the sweep to probe")
-    dirs: dict[str, Path] = Field(default_factory=dict, description="name -> SAE directory")
-    seeds: list[int] = Field(
-        default_factory=list,
-        description="further seeds to train the sweep with (SAE training noise); each run's "
-        "copies are probed too, as RUN@seedS, and every SAE probe reports its AUROC spread "
-        "over the sweep's own seed and these",
-    )
-
-    @field_validator("dirs")
-    @classmethod
-    def _names(cls, v: dict[str, Path]) -> dict[str, Path]:
-        bad = [n for n in v if "/" in n or not n]
-        if bad:
-            raise ValueError(f"SAE name {bad[0]!r} may not be empty or contain '/'")
-        return v
 
 
 class LinearConfig(BaseModel):
@@ -163,46 +138,6 @@ class ProbeConfig(BaseModel):
 
 def load_probe_config(path: str | Path) -> ProbeConfig:
     return build_config(ProbeConfig, load_yaml_config(path), what=f"probe config {path}")
-
-
-def seed_name(run: str, seed: int) -> str:
-    return f"{run}@seed{seed}"
-
-
-def resolve_saes(cfg: SaeSources, progress: bool) -> tuple[dict[str, Path], dict[str, list[str]]]:
-    """(SAE name -> directory, run -> its copies trained with `seeds`); trains (or resumes, or
-    reuses) the sweep when one is named, and once more per extra seed, in SWEEP_OUT-seedS."""
-    dirs = dict(cfg.dirs)
-    copies: dict[str, list[str]] = {}
-    if cfg.seeds and cfg.sweep is None:
-        raise ConfigError("saes.seeds retrains a sweep's runs; name the sweep (saes.sweep)")
-    if cfg.sweep is not None:
-        if cfg.sweep_out is None:
-            raise ConfigError("saes.sweep needs saes.sweep_out: the directory the sweep lives in")
-        sweep = build_config(SweepConfig, load_yaml_config(cfg.sweep), what=f"sweep {cfg.sweep}")
-        names = {p.name for p in plan_runs(sweep)}
-        missing = [r for r in cfg.runs if r not in names]
-        if missing:
-            raise ConfigError(
-                f"saes.runs {missing} are not runs of {cfg.sweep}; choose from {sorted(names)}"
-            )
-        run_sweep(sweep, cfg.sweep_out, progress=progress, runs=cfg.runs or None)
-        layout = SweepLayout(cfg.sweep_out)
-        dirs |= {run: layout.sae(run) for run in cfg.runs}
-        for seed in dict.fromkeys(cfg.seeds):
-            if seed == sweep.seed:
-                continue
-            out = cfg.sweep_out.parent / f"{cfg.sweep_out.name}-seed{seed}"
-            run_sweep(
-                sweep.model_copy(update={"seed": seed}), out, progress=progress,
-                runs=cfg.runs or None,
-            )  # fmt: skip
-            for run in cfg.runs:
-                dirs[seed_name(run, seed)] = SweepLayout(out).sae(run)
-                copies.setdefault(run, []).append(seed_name(run, seed))
-    if not dirs:
-        raise ConfigError("no SAEs to probe; list saes.runs of a sweep or saes.dirs")
-    return dirs, copies
 
 
 def _features(cfg: ProbeConfig, lm, texts, sae_dirs, progress, log) -> Features:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from saeprobe.datasets.transforms import BUILTINS
+from saeprobe.data.prompts.transforms import BUILTINS
 from saeprobe.sae.config import build_config
 from saeprobe.yaml_config import load_yaml_config
 
@@ -221,7 +221,7 @@ def dataset_config(data: dict[str, Any]) -> DatasetConfig:
 def load_dataset_config(path: str | Path | None) -> DatasetConfig:
     """Read a YAML dataset config; None gives the offline default (`default_dataset_config`)."""
     if path is None:
-        from saeprobe.datasets.default_prompts import default_dataset_config
+        from saeprobe.data.prompts.default_prompts import default_dataset_config
 
         return default_dataset_config()
     return dataset_config(load_yaml_config(path))

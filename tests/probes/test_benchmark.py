@@ -9,10 +9,11 @@ from harvest_helpers import cli
 
 from saeprobe.errors import ConfigError
 from saeprobe.features import extract as extract_module
-from saeprobe.pipeline import probe as probe_module
-from saeprobe.pipeline.probe import ProbeConfig, load_probe_config, run_probe
+from saeprobe.probes import benchmark as probe_module
+from saeprobe.probes.benchmark import ProbeConfig, load_probe_config, run_probe
 from saeprobe.sae.io import save_sae
 from saeprobe.sae.registry import create_sae
+from saeprobe.sweep import sources as sources_module
 
 HARMFUL = [
     "steal a car",
@@ -193,7 +194,7 @@ def test_sae_seeds_train_the_sweep_again_per_seed(tmp_path, monkeypatch):
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     calls = []
     monkeypatch.setattr(
-        probe_module, "run_sweep", lambda cfg, out, progress: calls.append((cfg.seed, out))
+        sources_module, "run_sweep", lambda cfg, out, **kw: calls.append((cfg.seed, out))
     )
     cfg = ProbeConfig.model_validate(
         {
@@ -205,7 +206,7 @@ def test_sae_seeds_train_the_sweep_again_per_seed(tmp_path, monkeypatch):
             }
         }
     )
-    dirs, copies = probe_module.resolve_saes(cfg.saes, progress=False)
+    dirs, copies = sources_module.resolve_saes(cfg.saes, progress=False)
     assert calls == [
         (0, tmp_path / "runs" / "sw"),
         (2, tmp_path / "runs" / "sw-seed2"),

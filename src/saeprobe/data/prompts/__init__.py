@@ -7,16 +7,16 @@ transformations held out for ood only. See `build.py` for the files written and 
 the leakage guarantee.
 """
 
-from saeprobe.datasets.build import DatasetSummary, build_dataset, load_dataset_dir
-from saeprobe.datasets.config import (
+from saeprobe.data.prompts.build import DatasetSummary, build_dataset, load_dataset_dir
+from saeprobe.data.prompts.config import (
     DatasetConfig,
     SourceConfig,
     TransformSpec,
     dataset_config,
     load_dataset_config,
 )
-from saeprobe.datasets.default_prompts import default_dataset_config
-from saeprobe.datasets.examples import HARMFUL, HARMLESS, BasePrompt, Example
+from saeprobe.data.prompts.default_prompts import default_dataset_config
+from saeprobe.data.prompts.examples import HARMFUL, HARMLESS, BasePrompt, Example
 
 __all__ = [
     "HARMFUL",

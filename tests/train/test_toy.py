@@ -3,8 +3,8 @@ import json
 import pytest
 
 from saeprobe.errors import ConfigError
-from saeprobe.pipeline.toy import ToyConfig, run_toy
 from saeprobe.sae.io import load_sae
+from saeprobe.train.toy import ToyConfig, run_toy
 
 # A 3-second version of the default problem: 96 features in 32 dimensions.
 SMALL = {"d": 32, "n_features": 96, "n_frequent": 4, "rare_range": (0.01, 0.04)}

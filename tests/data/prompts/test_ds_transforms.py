@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from saeprobe.datasets.examples import HARMFUL, HARMLESS
-from saeprobe.datasets.transforms import (
+from saeprobe.data.prompts.examples import HARMFUL, HARMLESS
+from saeprobe.data.prompts.transforms import (
     BUILTIN_WRAPPERS,
     BUILTINS,
     INNOCUOUS,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from saeprobe.activations.store import ActivationStore
 from saeprobe.errors import ConfigError, DataError
 from saeprobe.io_utils import atomic_write_json
-from saeprobe.pipeline.evaluate import reconstruction_metrics, training_provenance
+from saeprobe.metrics.evaluate import reconstruction_metrics, training_provenance
 from saeprobe.sae.config import SAEConfig, build_config
 from saeprobe.sae.registry import get_architecture, make_config
 from saeprobe.train import distributed, recipes

@@ -26,7 +26,7 @@ import hashlib
 import random
 from collections.abc import Iterable, Sequence
 
-from saeprobe.datasets.examples import HARMFUL, LABEL_NAMES, SPLITS, BasePrompt, Example
+from saeprobe.data.prompts.examples import HARMFUL, LABEL_NAMES, SPLITS, BasePrompt, Example
 from saeprobe.errors import DataError
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from saeprobe.datasets.config import DatasetConfig, dataset_config
+from saeprobe.data.prompts.config import DatasetConfig, dataset_config
 from saeprobe.errors import FormatError
 
 DATA_FILE = "default_prompts.json"
@@ -41,7 +41,9 @@ DATA_FILE = "default_prompts.json"
 def load_prompt_data() -> dict:
     """The packaged prompt file, checked for the fields this module reads."""
     try:
-        text = resources.files("saeprobe.datasets").joinpath("data", DATA_FILE).read_text("utf-8")
+        text = (
+            resources.files("saeprobe.data.prompts").joinpath("data", DATA_FILE).read_text("utf-8")
+        )
         data = json.loads(text)
         for key in ("harmful_actions", "harmful_requests", "harmless_actions", "harmless_requests"):
             if not all(isinstance(p, str) for group in data[key].values() for p in group):
@@ -50,7 +52,7 @@ def load_prompt_data() -> dict:
             raise TypeError("shapes")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise FormatError(
-            f"the packaged {DATA_FILE} of saeprobe.datasets is missing or malformed; reinstall "
+            f"the packaged {DATA_FILE} of saeprobe.data.prompts is missing or malformed; reinstall "
             "saeprobe"
         ) from None
     return data

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from saeprobe.datasets.examples import HARMFUL, HARMLESS
+from saeprobe.data.prompts.examples import HARMFUL, HARMLESS
 from saeprobe.errors import ConfigError, DataError
 
 SLOT = "{prompt}"

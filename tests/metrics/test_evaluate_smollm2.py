@@ -12,7 +12,7 @@ from known_saes import identity_sae, mean_only_sae
 
 from saeprobe.activations.harvest import HarvestConfig, harvest
 from saeprobe.activations.store import ActivationStore
-from saeprobe.pipeline.evaluate import EvaluateConfig, evaluate_sae
+from saeprobe.metrics.evaluate import EvaluateConfig, evaluate_sae
 from saeprobe.sae.io import save_sae
 
 LAYER = 4
