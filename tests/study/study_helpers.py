@@ -1,5 +1,5 @@
 """A study small enough for tests: MiniLM, two tiny stores, a TopK SAE and its chat finetune,
-the built-in dataset, one per-token probe, baseline autointerp and dataset debugging."""
+60 of the built-in prompts, one per-token probe, baseline autointerp and dataset debugging."""
 
 from __future__ import annotations
 
@@ -30,7 +30,12 @@ TINY_STUDY = {
              "grid": [{"architecture": "topk", "k": 8, "name": "topk-ft", "init_from": "topk"}]},
         ],
     },
-    "dataset": None,
+    "dataset": {
+        "sources": [{"name": "harmful", "kind": "builtin", "label": "harmful", "limit": 30},
+                    {"name": "harmless", "kind": "builtin", "label": "harmless", "limit": 30}],
+        "jailbreaks_on_harmless": True,
+        "transforms": {"train": ["roleplay", "how_many_words"], "ood": ["refusal_suppression", "all_caps"]},
+    },
     "probe": {
         "saes": ["topk", "topk-ft"],
         "ks": [1, 4],

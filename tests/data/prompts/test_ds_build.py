@@ -13,7 +13,7 @@ from saeprobe.data.prompts import (
 from saeprobe.data.prompts.examples import SPLITS
 from saeprobe.errors import ConfigError, DataError, FormatError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write_jsonl(path: Path, texts: list[str]) -> str:
