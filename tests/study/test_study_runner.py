@@ -111,3 +111,34 @@ def test_report_of_a_real_study_passes_the_browser_check(finished, tmp_path):
     assert {r["sae"] for r in results["headline"]["rows"]} == {"topk", "topk-ft"}
     with open_page(tmp_path) as (page, errors):
         check_report_in_browser(page, errors, tmp / "out" / "report.html", tmp_path / "study.png")
+
+
+def test_sigkilled_cli_run_resumes_to_the_same_results(finished, tmp_path):
+    """A real `saeprobe run` process, SIGKILLed as soon as the sweep has a checkpoint: the
+    re-run reuses what was finished and ends with the uninterrupted study's SAEs and results."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, _, _ = finished
+    out = tmp_path / "out"
+    env = os.environ | {"SAEPROBE_CACHE": str(tmp / "cache")}
+    cmd = [sys.executable, "-m", "saeprobe.cli", "run", str(tmp / "study.yaml"), "--out",
+           str(out), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((out / "sweep").glob("checkpoints/*/checkpoint.safetensors")):
+        assert time.time() < deadline and proc.poll() is None, "no sweep checkpoint appeared"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "report.html").exists()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "[1/8] harvest: reused" in again.stdout
+    for run in ("topk", "topk-ft"):
+        weights = f"sweep/saes/{run}/sae_weights.safetensors"
+        assert (out / weights).read_bytes() == (tmp / "out" / weights).read_bytes()
+    assert _results(out) == _results(tmp / "out")
