@@ -89,3 +89,17 @@ def test_gemma_dry_run_prints_the_plan_without_loading_anything(monkeypatch, cap
         assert f"] {stage}" in text
     assert "FLOP" in text and "missing before a real run: probe.extra_saes" in text
     assert not (REPO / "runs" / "gemma-2-9b-it").exists()
+
+
+def test_editing_a_data_file_changes_the_harvest_stage_key(tmp_path):
+    import os
+
+    from saeprobe.study.stages import STAGES
+
+    harvest = next(s for s in STAGES if s.name == "harvest")
+    cfg = load_study_config(write_study(tmp_path, tiny_study(tmp_path)))
+    before = harvest.settings(cfg)
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(chat.read_text() + '{"text": "One more line."}\n')
+    os.utime(chat, (1, 1))
+    assert harvest.settings(cfg) != before

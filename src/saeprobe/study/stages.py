@@ -51,6 +51,23 @@ def needed_stores(cfg: StudyConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _harvest_settings(cfg: StudyConfig) -> Any:
+    """Store keys hash the stores' settings and the size and time of the files they read, so an
+    edited corpus or prompt file re-runs the harvest (and everything after it)."""
+    from saeprobe.sweep.stores import file_stamp, store_key
+
+    stores = {name: store_key(cfg.sweep.stores[name]) for name in needed_stores(cfg)}
+    rollouts = {name: [_dump(spec), file_stamp(spec.prompts)]
+                for name, spec in cfg.sweep.rollouts.items()}  # fmt: skip
+    return [stores, rollouts]
+
+
+def _dataset_settings(cfg: StudyConfig) -> Any:
+    from saeprobe.data.prompts.cached import dataset_key
+
+    return dataset_key(_dataset_config(cfg))
+
+
 def _harvest(ctx: StudyContext) -> dict[str, Any]:
     from saeprobe.sweep.runner import open_store
 
@@ -182,10 +199,9 @@ def _report(ctx: StudyContext) -> dict[str, Any]:
 
 
 STAGES: list[Stage] = [
-    Stage("harvest", (), lambda c: [_dump(c.sweep.stores[n]) for n in needed_stores(c)]
-          + [_dump(r) for r in c.sweep.rollouts.values()], _harvest),
+    Stage("harvest", (), _harvest_settings, _harvest),
     Stage("sweep", ("harvest",), lambda c: [_dump(c.sweep), c.runs_needed], _sweep),
-    Stage("dataset", (), lambda c: _dump(_dataset_config(c)), _dataset),
+    Stage("dataset", (), _dataset_settings, _dataset),
     Stage("probe", ("sweep", "dataset"), lambda c: _dump(c.probe), _probe),
     Stage("latents", ("sweep",), lambda c: _interp_settings(c, None), _latents,
           enabled=lambda c: c.interp is not None),

@@ -20,7 +20,7 @@ from saeprobe.errors import ConfigError
 from saeprobe.sweep.config import StoreSpec
 
 
-def _file_stamp(source: str) -> list:
+def file_stamp(source: str) -> list:
     path = Path(source)
     if path.is_file():
         stat = path.stat()
@@ -30,7 +30,7 @@ def _file_stamp(source: str) -> list:
 
 def _mix_stamp(source: MixSource) -> list:
     if source.dataset is None:
-        return _file_stamp(source.data)
+        return file_stamp(source.data)
     from saeprobe.data.prompts.cached import dataset_key
     from saeprobe.data.prompts.config import load_dataset_config
 
@@ -40,7 +40,7 @@ def _mix_stamp(source: MixSource) -> list:
 
 def store_key(spec: StoreSpec) -> str:
     settings = spec.model_dump(mode="json", exclude={"path"})
-    stamps = [_file_stamp(spec.data), *(_mix_stamp(m) for m in spec.mix)]
+    stamps = [file_stamp(spec.data), *(_mix_stamp(m) for m in spec.mix)]
     blob = json.dumps([settings, stamps], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
