@@ -638,28 +638,10 @@ def _comparisons(out: ProbeResults, seeds: Sequence[int], saes: Sequence[str]) -
         for split in splits:
             if (a, seed, split) not in aurocs or (b, seed, split) not in aurocs:
                 continue
-            delta, low, high = paired_delta(
-                aurocs[(a, seed, split)],
-                aurocs[(b, seed, split)],
-                out.replicates[(a, seed, split)],
-                out.replicates[(b, seed, split)],
-            )
-            out.comparisons.append(
-                {
-                    "kind": kind,
-                    "probe_a": a,
-                    "probe_b": b,
-                    "sae": sae,
-                    "seed": seed,
-                    "split": split,
-                    "auroc_a": aurocs[(a, seed, split)],
-                    "auroc_b": aurocs[(b, seed, split)],
-                    "delta": delta,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "chosen_by": chosen_by,
-                }
-            )
+            record = out.compare(a, b, split, seed) | {
+                "kind": kind, "sae": sae, "chosen_by": chosen_by
+            }  # fmt: skip
+            out.comparisons.append({c: record[c] for c in COMPARISON_COLUMNS})
 
     for seed in seeds:
         rows = [r for r in out.results if r["seed"] == seed and r["split"] == first_split]

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from saeprobe.probes.comparisons import probe_label
+from saeprobe.report.html import interval
 
 HEADLINE_SPLIT = "ood"
 
@@ -23,7 +24,7 @@ STUDY_FINDING = (
 )
 
 
-def _seed(probe_results: Mapping[str, Any]) -> int | None:
+def first_seed(probe_results: Mapping[str, Any]) -> int | None:
     """The first suite seed: the one every headline number is read at."""
     seeds = probe_results.get("config", {}).get("seeds") or []
     return int(seeds[0]) if seeds else None
@@ -47,7 +48,7 @@ def headline_rows(
 
     `sweep_rows` (the sweep's table) supply each SAE's architecture; without them it is None.
     """
-    seed = _seed(probe_results)
+    seed = first_seed(probe_results)
     records = probe_results.get("results", [])
     series = {r.get("name"): r.get("series") or r.get("architecture") for r in sweep_rows or []}
     rows = []
@@ -91,20 +92,6 @@ def _winner(low: float, high: float) -> str:
     return "tie"
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _with_ci(value: Any, low: Any, high: Any, signed: bool = False) -> str:
-    if value is None:
-        return ""
-    f = "{:+.3f}" if signed else "{:.3f}"
-    text = f.format(value)
-    if low is None or high is None:
-        return text
-    return f"{text} [{f.format(low)}, {f.format(high)}]"
-
-
 TABLE_HEADERS = ("SAE", "architecture", "dense OOD AUROC", "best SAE probe", "SAE OOD AUROC",
                  "Δ (SAE − dense)")  # fmt: skip
 
@@ -113,10 +100,10 @@ def table_cells(row: Mapping[str, Any]) -> list[str]:
     return [
         str(row["sae"]),
         str(row.get("architecture") or ""),
-        _with_ci(row["dense_auroc"], row.get("dense_ci_low"), row.get("dense_ci_high")),
+        interval(row["dense_auroc"], row.get("dense_ci_low"), row.get("dense_ci_high")),
         str(row["best_probe"]),
-        _with_ci(row["sae_auroc"], row.get("sae_ci_low"), row.get("sae_ci_high")),
-        _with_ci(row["delta"], row["delta_ci_low"], row["delta_ci_high"], signed=True),
+        interval(row["sae_auroc"], row.get("sae_ci_low"), row.get("sae_ci_high")),
+        interval(row["delta"], row["delta_ci_low"], row["delta_ci_high"], signed=True),
     ]
 
 

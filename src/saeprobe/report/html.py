@@ -103,14 +103,16 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def interval(estimate: Any, low: Any, high: Any, digits: int = 3) -> str:
+def interval(estimate: Any, low: Any, high: Any, digits: int = 3, signed: bool = False) -> str:
     """'0.912 [0.897, 0.925]', or the estimate alone when the interval is missing. Always fixed
-    point: an interval reads against its estimate, so all three share one format."""
+    point: an interval reads against its estimate, so all three share one format; `signed`
+    writes differences as '+0.012 [-0.003, +0.027]'."""
     if estimate is None:
         return ""
+    sign = "+" if signed else ""
 
     def fixed(v: Any) -> str:
-        return f"{float(v):.{digits}f}"
+        return f"{float(v):{sign}.{digits}f}"
 
     if low is None or high is None:
         return fixed(estimate)

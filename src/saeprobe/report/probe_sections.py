@@ -14,7 +14,7 @@ from typing import Any
 from saeprobe.probes.comparisons import probe_label
 from saeprobe.probes.per_token.heads import PER_TOKEN_PROBES
 from saeprobe.report import html as h
-from saeprobe.report.headline import headline_rows
+from saeprobe.report.headline import first_seed, headline_rows
 from saeprobe.report.study_files import Study
 from saeprobe.report.tpr_figures import write_tpr_figures
 
@@ -25,11 +25,6 @@ BREAKDOWN_REFERENCE = {
     "split_negatives": "+ all OOD negatives",
     "split_positives": "+ all OOD positives",
 }
-
-
-def first_seed(results: Mapping[str, Any]) -> int | None:
-    seeds = results.get("config", {}).get("seeds") or []
-    return int(seeds[0]) if seeds else None
 
 
 def by_label(
