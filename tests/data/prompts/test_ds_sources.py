@@ -137,10 +137,9 @@ def test_hub_offline_or_missing_package_is_a_clean_error(monkeypatch):
     ]
 
 
-def test_hub_without_the_package_even_when_shadowed():
-    import datasets  # under pytest, without the package this is tests/datasets (a namespace)
-
-    if hasattr(datasets, "load_dataset"):
-        pytest.skip("the datasets package is installed")
+def test_hub_without_the_package_even_when_shadowed(monkeypatch):
+    # A directory named `datasets` on sys.path (a test folder once was) imports as an empty
+    # namespace module: the loader must see that it has no load_dataset.
+    monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))
     with pytest.raises(DataError, match="needs the datasets package"):
         load(kind="hf", path="hf:org/prompts", label="harmful")
