@@ -116,10 +116,13 @@ def measure(
 
 
 def _report(name: str, r: dict[str, float], n_tokens: int, layer: int) -> None:
+    # Rates count the tokens forwarded (every attended position of the same batches), so they
+    # compare like for like. The harvest keeps n_tokens of them: no special tokens, no window's
+    # first token, and the last batch runs past n_tokens.
     print(
-        f"{name}: harvest {n_tokens / r['harvest']:,.0f} tok/s, bare to layer {layer} "
-        f"{r['tokens'] / r['bare_to_layer']:,.0f} tok/s, bare full {r['tokens'] / r['bare_full']:,.0f}"
-        " tok/s"
+        f"{name}, tokens forwarded per s: harvest {r['tokens'] / r['harvest']:,.0f} "
+        f"(keeping {n_tokens:,} of {r['tokens']:,}), bare to layer {layer} "
+        f"{r['tokens'] / r['bare_to_layer']:,.0f}, bare full {r['tokens'] / r['bare_full']:,.0f}"
     )
     print(
         f"  harvest / bare to layer {layer}: {r['bare_to_layer'] / r['harvest']:.2f} "

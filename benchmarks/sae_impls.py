@@ -103,12 +103,14 @@ class Impl:
 class Saeprobe(Impl):
     impl = "saeprobe"
 
-    def __init__(self, arch: str, d: int, m: int, k: int, lr: float, bf16: bool, first: Tensor):
+    def __init__(
+        self, arch, d, m, k, lr, bf16, first, settings: dict | None = None, train=None
+    ):  # settings: SAE config fields over OUR_ARCHS's; train: TrainConfig fields
         from saeprobe.train import RunSpec, TensorSource, TrainConfig, Trainer
 
         self.arch = arch
         variant, kw = OUR_ARCHS[arch]
-        kw = {key: (k if v is None else v) for key, v in kw.items()}
+        kw = {key: (k if v is None else v) for key, v in kw.items()} | (settings or {})
         spec = RunSpec(name=arch, sae={"architecture": variant, "d_in": d, "d_sae": m, **kw})
         cfg = TrainConfig(
             steps=10**9,
@@ -121,6 +123,8 @@ class Saeprobe(Impl):
             device="cpu",
             autocast_bf16=bf16,
             progress=False,
+            seed=torch.initial_seed(),  # saeprobe seeds its own init: follow build()'s seed
+            **(train or {}),
         )
         self.trainer = Trainer(cfg, [spec])
         source = TensorSource(first, first.shape[0])
@@ -173,7 +177,9 @@ class SaeprobeDense(Saeprobe):
 class SAELens(Impl):
     impl = "sae_lens"
 
-    def __init__(self, arch: str, d: int, m: int, k: int, lr: float, bf16: bool, first: Tensor):
+    def __init__(
+        self, arch, d, m, k, lr, bf16, first, settings: dict | None = None, config=None
+    ):  # settings: training coefficients, e.g. {"l0": 3.0}; config: SAE config fields
         import sae_lens
         from sae_lens.saes.sae import TrainCoefficientConfig
 
@@ -181,12 +187,12 @@ class SAELens(Impl):
         name = SAELENS_ARCHS[arch]
         cls = getattr(sae_lens, f"{name}TrainingSAE")
         cfg_cls = getattr(sae_lens, f"{name}TrainingSAEConfig")
-        kw = {"k": k} if name in ("TopK", "BatchTopK") else {}
+        kw = ({"k": k} if name in ("TopK", "BatchTopK") else {}) | (config or {})
         self.sae = cls(cfg_cls(d_in=d, d_sae=m, device="cpu", dtype="float32", **kw))
         self.coefficients = {
             n: c.value if isinstance(c, TrainCoefficientConfig) else c
             for n, c in self.sae.get_coefficients().items()
-        }
+        } | (settings or {})
         self.opt = torch.optim.Adam(self.sae.parameters(), lr=lr, betas=ADAM["betas"])
         self.since_fired = torch.zeros(m)
         self.dead_window = 1000  # LanguageModelSAERunnerConfig.dead_feature_window default
@@ -281,9 +287,11 @@ CLASSES = {
 }
 
 
-def build(impl: str, arch: str, d: int, m: int, k: int, lr: float, bf16: bool, first: Tensor):
-    torch.manual_seed(0)
-    return CLASSES[impl](arch, d, m, k, lr, bf16, first)
+def build(
+    impl: str, arch: str, d: int, m: int, k: int, lr: float, bf16: bool, first: Tensor, seed=0, **kw
+):
+    torch.manual_seed(seed)  # every library draws its init from torch's global generator
+    return CLASSES[impl](arch, d, m, k, lr, bf16, first, **kw)
 
 
 def gemm_step(b: int, d: int, m: int, bf16: bool):
@@ -312,7 +320,7 @@ def peer_scale(impl: str, x: Tensor, raw_scale: float) -> float:
     """The factor each library's own normalisation applies to raw activations:
     saeprobe E||x||^2 = 1 (the store's scale), SAELens expected_average_only_in (E||x|| = sqrt d),
     sparsify none (FVU is scale free)."""
-    if impl == "saeprobe":
+    if impl.startswith("saeprobe"):  # the dense reference step too: same SAE, same units
         return 1.0 / raw_scale
     if impl == "sae_lens":
         return math.sqrt(x.shape[1]) / float(x.norm(dim=1).mean())

@@ -73,6 +73,7 @@ train_options = _options(
     click.option("--steps", type=int, help="training steps"),
     click.option("--batch-size", type=int, help="rows per step"),
     click.option("--lr", type=float, help="Adam learning rate"),
+    click.option("--max-grad-norm", type=float, help="clip gradients to this norm [off]"),
     click.option("--seed", type=int, help="seed for data order and initialisation [0]"),
     click.option("--device", help="auto | cpu | cuda[:N]"),
     click.option("--bf16/--no-bf16", default=None, help="bf16 autocast for the SAE"),
@@ -122,6 +123,7 @@ def _train_overrides(base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
         {
             "steps": o["steps"],
             "lr": o["lr"],
+            "max_grad_norm": o["max_grad_norm"],
             "seed": o["seed"],
             "device": o["device"],
             "autocast_bf16": o["bf16"],

@@ -206,3 +206,21 @@ def test_threshold_lr_scale_slows_only_the_thresholds():
     init = 0.001  # threshold_init default
     fast, slow = trained(1.0), trained(1e-6)
     assert (slow.threshold - init).abs().max() < 1e-6 < (fast.threshold - init).abs().max()
+
+
+def test_max_grad_norm_bounds_what_adam_sees():
+    # Clipped to a norm far below Adam's eps, an update is at most lr * norm / eps per step: the
+    # parameters stay put. Unclipped, the same steps move the thresholds by about lr each.
+    def trained(max_grad_norm):
+        spec = RunSpec(name="j", sae=sae_config("jumprelu", d_in=D_IN, d_sae=32))
+        cfg = _cfg(steps=10, max_grad_norm=max_grad_norm)
+        return Trainer(cfg, [spec]).fit(_source()).saes["j"]
+
+    init = 0.001  # threshold_init default
+    clipped, free = trained(1e-14), trained(None)
+    assert (clipped.threshold - init).abs().max() < 1e-6 < (free.threshold - init).abs().max()
+
+
+def test_max_grad_norm_must_be_positive():
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        TrainConfig(max_grad_norm=0)

@@ -18,6 +18,12 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(
+        None,
+        gt=0,
+        description="clip each SAE's gradient to this global norm before Adam (SAELens: 1.0); "
+        "lets a JumpReLU penalty keep control of L0 (docs/benchmarks.md)",
+    )
     lr_warmup_steps: int = Field(100, ge=0, description="warm-up from 0.1 lr over N steps")
     lr_warmup: Literal["linear", "cosine"] = Field(
         "linear", description="shape of the warm-up from 0.1 lr to lr (Gemma Scope: cosine)"
@@ -93,7 +99,7 @@ class TrainConfig(BaseModel):
             "dead_after_tokens normalization_batches seed autocast_bf16"
         ).split()
         # Fields added later count only when set, so older checkpoints still resume.
-        later = ("lr_warmup", "b_dec_init")
+        later = ("lr_warmup", "b_dec_init", "max_grad_norm")
         dump = self.model_dump(mode="json")
         out = {k: v for k, v in dump.items() if k in keep}
         defaults = type(self).model_fields

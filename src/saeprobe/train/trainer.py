@@ -1,7 +1,8 @@
 """One architecture-agnostic trainer for any number of SAEs fed by one activation stream.
 
 Per step and per SAE: normalised batch -> architecture's `training_step` -> backward -> remove the
-decoder-gradient component parallel to each (unit) decoder row -> Adam -> renormalise decoder rows
+decoder-gradient component parallel to each (unit) decoder row -> optional gradient-norm clipping
+-> Adam -> renormalise decoder rows
 -> architecture constraints -> dead-latent bookkeeping. The trainer never looks at dense latents,
 so an architecture may implement its step with fused or sparse kernels.
 """
@@ -302,6 +303,8 @@ class Trainer:
         fire_counts, loss = sync.wait()
         self._check_finite(run, loss, step)  # every rank sees the same mean loss
         _remove_parallel_decoder_grad(sae.W_dec)
+        if self.cfg.max_grad_norm is not None:  # after the all-reduce: the same on every rank
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), self.cfg.max_grad_norm)
         run.optimizer.step()
         with torch.no_grad():
             sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
