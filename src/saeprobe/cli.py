@@ -73,7 +73,9 @@ train_options = _options(
     click.option("--steps", type=int, help="training steps"),
     click.option("--batch-size", type=int, help="rows per step"),
     click.option("--lr", type=float, help="Adam learning rate"),
-    click.option("--max-grad-norm", type=float, help="clip gradients to this norm [off]"),
+    click.option(
+        "--max-grad-norm", type=float, help="clip gradients to this norm [off; 1.0 for jumprelu]"
+    ),
     click.option("--seed", type=int, help="seed for data order and initialisation [0]"),
     click.option("--device", help="auto | cpu | cuda[:N]"),
     click.option("--bf16/--no-bf16", default=None, help="bf16 autocast for the SAE"),
