@@ -38,21 +38,25 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
-def build(impl, coefficient, d, m, lr, first, same_settings: bool, max_grad_norm=None):
-    if impl.startswith("saeprobe"):
+def build(impl, coefficient, d, m, lr, first, train: dict, peer_config: dict):
+    """A JumpReLU of `impl` ("saeprobe" or "sae_lens") at one penalty coefficient; `train` are
+    saeprobe TrainConfig fields, `peer_config` SAELens config fields."""
+    if impl == "saeprobe":
         settings = {"sparsity_coefficient": coefficient}
-        train = {"max_grad_norm": max_grad_norm} if impl == "saeprobe_clip" else {}
         return sae_impls.build(
-            "saeprobe", "jumprelu", d, m, 0, lr, False, first, settings=settings, train=train
+            impl, "jumprelu", d, m, 0, lr, False, first, settings=settings, train=train
         )
-    ours = JumpReLUConfig(d_in=d, d_sae=m)
-    config = (
-        {"jumprelu_init_threshold": ours.threshold_init, "jumprelu_bandwidth": ours.bandwidth}
-        if same_settings
-        else {}
-    )
     return sae_impls.build(
-        impl, "jumprelu", d, m, 0, lr, False, first, settings={"l0": coefficient}, config=config
+        impl,
+        "jumprelu",
+        d,
+        m,
+        0,
+        lr,
+        False,
+        first,
+        settings={"l0": coefficient},
+        config=peer_config,
     )
 
 
@@ -99,15 +103,21 @@ def main() -> None:
         print(
             "sae_lens is not installed: skipped (pip install -r benchmarks/requirements-bench.txt)"
         )
+    ours = JumpReLUConfig(d_in=d, d_sae=m)
+    peer_config = (
+        {"jumprelu_init_threshold": ours.threshold_init, "jumprelu_bandwidth": ours.bandwidth}
+        if args.same_settings
+        else {}
+    )
     runs = []
-    for impl, coefficients in grids.items():
+    for name, coefficients in grids.items():
+        impl = "saeprobe" if name.startswith("saeprobe") else name
+        train = {"max_grad_norm": args.max_grad_norm} if name == "saeprobe_clip" else {}
         units = "saeprobe" if args.same_settings else impl
         scale = sae_impls.peer_scale(units, first, raw_scale)
         for c in coefficients:
-            obj = build(
-                impl, c, d, m, args.lr, first * scale, args.same_settings, args.max_grad_norm
-            )
-            runs.append((impl, c, scale, obj))
+            obj = build(impl, c, d, m, args.lr, first * scale, train, peer_config)
+            runs.append((name, c, scale, obj))
     print(
         f"JumpReLU d_in {d}, d_sae {m}: {args.steps} steps x {args.batch} rows, lr {args.lr:g}, "
         f"fp32; held-out {n_eval} tokens of {store.path}"
