@@ -14,11 +14,12 @@ L0 is set by lr x steps against the input scale, not by the coefficient (docs/be
 `--same-settings` removes that difference: SAELens trains in saeprobe's units (E||x||^2 = 1)
 with saeprobe's threshold init, bandwidth and lambdas. What is left to differ is each library's
 own machinery: initialisation, decoder-norm handling, gradient clipping, AuxK.
-`--max-grad-norm C` adds a second saeprobe frontier trained with `max_grad_norm = C` (SAELens
-clips at 1.0), on the same batches.
+saeprobe trains with its default clipping (`max_grad_norm` 0.01); `--max-grad-norm C` adds a
+second saeprobe frontier trained with `max_grad_norm = C` (`off`: unclipped; SAELens clips at
+1.0), on the same batches.
 
     python benchmarks/jumprelu_frontier.py --store STORE [--steps 300] [--lr 6.4e-3]
-        [--ours 0.015,0.03,0.06,0.12] [--peer 0.3,1,3,10] [--same-settings] [--max-grad-norm 1]
+        [--ours 0.015,0.03,0.06,0.12] [--peer 0.3,1,3,10] [--same-settings] [--max-grad-norm 1|off]
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ from saeprobe.sae.jumprelu import JumpReLUConfig
 
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
+
+
+def _norm_or_off(text: str) -> float | str:
+    return "off" if text.strip().lower() == "off" else float(text)
 
 
 def build(impl, coefficient, d, m, lr, first, train: dict, peer_config: dict):
@@ -84,7 +89,11 @@ def main() -> None:
         action="store_true",
         help="SAELens in saeprobe's units, threshold init, bandwidth and lambdas",
     )
-    p.add_argument("--max-grad-norm", type=float, help="also train ours with this clipping")
+    p.add_argument(
+        "--max-grad-norm",
+        type=_norm_or_off,
+        help="also train ours with this clipping (a norm, or off)",
+    )
     args = p.parse_args()
     if args.peer is None:
         args.peer = args.ours if args.same_settings else [0.3, 1.0, 3.0, 10.0]
@@ -95,8 +104,11 @@ def main() -> None:
     raw_scale = store.normalization_scale(layer)
     first = next(source.batches(0)).float()
     grids = {"saeprobe": args.ours}
-    if args.max_grad_norm:
+    if args.max_grad_norm is not None:
         grids["saeprobe_clip"] = args.ours
+    second = (
+        args.max_grad_norm if args.max_grad_norm in (None, "off") else f"{args.max_grad_norm:g}"
+    )
     if sae_impls.available("sae_lens"):
         grids["sae_lens"] = args.peer
     else:
@@ -112,7 +124,8 @@ def main() -> None:
     runs = []
     for name, coefficients in grids.items():
         impl = "saeprobe" if name.startswith("saeprobe") else name
-        train = {"max_grad_norm": args.max_grad_norm} if name == "saeprobe_clip" else {}
+        clip = None if args.max_grad_norm == "off" else args.max_grad_norm
+        train = {"max_grad_norm": clip} if name == "saeprobe_clip" else {}
         units = "saeprobe" if args.same_settings else impl
         scale = sae_impls.peer_scale(units, first, raw_scale)
         for c in coefficients:
@@ -142,7 +155,7 @@ def main() -> None:
         f"  {'impl':>14} {'coefficient':>11} {'L0':>8} {'FVU':>7}  peer FVU at this L0  peer / ours"
     )
     for impl, c, l0, fvu in rows:
-        name = f"saeprobe+clip{args.max_grad_norm:g}" if impl == "saeprobe_clip" else impl
+        name = f"saeprobe+clip{second}" if impl == "saeprobe_clip" else impl
         line = f"  {name:>14} {c:>11g} {l0:>8.1f} {fvu:>7.4f}"
         if impl.startswith("saeprobe") and "sae_lens" in frontiers:
             peer = interpolate(frontiers["sae_lens"], l0)

@@ -5,8 +5,9 @@ Each implementation gets the same batch, d_in, d_sae, k and Adam (lr, betas, eps
 else is the library's own default, read from its installed source:
 
     saeprobe   Trainer._train_step: architecture step (sparse for TopK/BatchTopK/JumpReLU),
-               backward, parallel-gradient removal, Adam, decoder renormalisation, constraints,
-               dead-latent bookkeeping. AuxK (1/32) on the dead latents.
+               backward, parallel-gradient removal, clip_grad_norm_(0.01), Adam, decoder
+               renormalisation, constraints, dead-latent bookkeeping. AuxK (1/32) on the dead
+               latents.
     sae_lens   TrainingSAE.training_forward_pass, the trainer's firing bookkeeping, backward,
                clip_grad_norm_(1.0), Adam. Its TopK AuxK on the dead latents.
     sparsify   set_decoder_norm_to_unit_norm, SparseCoder.forward (fused top-k encoder with the

@@ -43,6 +43,20 @@ def test_cli_trains_topk_from_the_store_and_saves_a_loadable_sae(store, tmp_path
     assert (out / "train_report.json").exists()
 
 
+def test_cli_clips_gradients_by_default_and_off_turns_it_off(store, tmp_path):
+    def trained_with(*args):
+        out = tmp_path / f"sae{len(args)}"
+        r = cli("train", "--acts", str(store), *FAST, "--steps", "1", *args, "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        return json.loads((out / "train_report.json").read_text())["train"]["max_grad_norm"]
+
+    assert trained_with() == 0.01
+    assert trained_with("--max-grad-norm", "off") is None
+    assert trained_with("--max-grad-norm", "0.5") == 0.5
+    r = cli("train", "--acts", str(store), *FAST, "--max-grad-norm", "lots", "--out", "x")
+    assert r.returncode == 2 and "neither a number nor 'off'" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize(
     "arch, extra",
     [("relu", {}), ("gated", {}), ("jumprelu", {}), ("batchtopk", {"k": 4.0})],

@@ -56,11 +56,14 @@ def test_defaults_are_unchanged_without_a_recipe():
     assert (spec.sae.bandwidth, spec.sae.encoder_init_scale, spec.sae.aux_coefficient) == (
         0.01, 0.1, 1 / 32,
     )  # fmt: skip
-    # Checkpoints written before these fields existed still match their fingerprint.
+    # Checkpoints written before lr_warmup and b_dec_init existed still match their fingerprint;
+    # max_grad_norm counts, because its default is no longer what older runs trained with.
     assert set(train.resume_fingerprint()) == set(
         "steps lr adam_betas adam_eps lr_warmup_steps lr_decay_steps sparsity_warmup_steps "
-        "dead_after_tokens normalization_batches seed autocast_bf16".split()
+        "dead_after_tokens normalization_batches seed autocast_bf16 max_grad_norm".split()
     )
+    unclipped = train.model_copy(update={"max_grad_norm": None})
+    assert "max_grad_norm" not in unclipped.resume_fingerprint()
 
 
 @pytest.mark.parametrize("init", ["mean", "zero"])

@@ -221,6 +221,38 @@ def test_max_grad_norm_bounds_what_adam_sees():
     assert (clipped.threshold - init).abs().max() < 1e-6 < (free.threshold - init).abs().max()
 
 
+def test_default_clips_every_early_step(monkeypatch):
+    # The default clip binds from the first step (the gradient norms here are far above 0.01),
+    # so Adam sees gradient directions, as SAELens' clip at 1.0 in its units does: unclipped,
+    # saeprobe's BatchTopK trained 2 % worse than SAELens' at equal steps (docs/benchmarks.md).
+    seen = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *args, **kw):
+        norm = clip(params, max_norm, *args, **kw)
+        seen.append((max_norm, float(norm)))
+        return norm
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    spec = RunSpec(name="b", sae=sae_config("batchtopk", d_in=D_IN, d_sae=32))
+    cfg = TrainConfig(steps=5, progress=False)
+    Trainer(cfg, [spec]).fit(_source())
+    assert TrainConfig().max_grad_norm == 0.01
+    assert len(seen) == 5 and all(m == 0.01 < norm for m, norm in seen), seen
+    seen.clear()
+    Trainer(cfg.model_copy(update={"max_grad_norm": None}), [spec]).fit(_source())
+    assert seen == []
+
+
+def test_an_unclipped_checkpoint_is_not_resumed_clipped(tmp_path):
+    # A checkpoint written before clipping was the default carries no max_grad_norm; resuming it
+    # under the new default would change the run half-way.
+    spec = _runs("topk")
+    Trainer(_cfg(tmp_path, max_grad_norm=None, checkpoint_every=10), spec).fit(_source())
+    with pytest.raises(ConfigError, match=r"max_grad_norm: None -> 0\.01"):
+        Trainer(_cfg(tmp_path, checkpoint_every=10), spec).fit(_source(), resume=True)
+
+
 def test_max_grad_norm_must_be_positive():
     with pytest.raises(ValueError, match="max_grad_norm"):
         TrainConfig(max_grad_norm=0)

@@ -11,8 +11,9 @@ with firing frequency, which suppresses latents that fire on a large fraction of
 
 theta is a raw (not log) fp32 parameter: with log-theta, Adam moves the threshold by ~theta*lr per
 step and it barely trains. Bandwidth and theta are in normalised input units (E||x||^2 = 1).
-Train it with `max_grad_norm: 1.0`: unclipped, Adam's second moment remembers the large early
-threshold gradients, the thresholds stall and lambda hardly moves L0 (docs/benchmarks.md).
+It relies on the trainer's default gradient clipping (`max_grad_norm` 0.01): unclipped, Adam's
+second moment remembers the large early threshold gradients, the thresholds stall and lambda
+hardly moves L0 (docs/benchmarks.md).
 """
 
 from __future__ import annotations

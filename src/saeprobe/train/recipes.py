@@ -32,8 +32,8 @@ RECIPES: dict[str, Recipe] = {
     "gemma-scope": Recipe(
         description="Gemma Scope's JumpReLU recipe: Adam (0, 0.999), lr 7e-5 with a cosine "
         "warm-up from 0.1 lr over 1,000 steps and no decay, sparsity coefficient warmed up "
-        "from 0 over 10,000 steps, W_enc = W_dec^T, zero biases; for JumpReLU also bandwidth "
-        "0.001, threshold 0.001 and no AuxK",
+        "from 0 over 10,000 steps, no gradient clipping, W_enc = W_dec^T, zero biases; for "
+        "JumpReLU also bandwidth 0.001, threshold 0.001 and no AuxK",
         train={
             "lr": 7e-5,
             "adam_betas": (0.0, 0.999),
@@ -43,6 +43,7 @@ RECIPES: dict[str, Recipe] = {
             "lr_decay_steps": 0,
             "sparsity_warmup_steps": 10_000,
             "b_dec_init": "zero",
+            "max_grad_norm": None,  # not part of the recipe as reconstructed: keep it unclipped
         },
         sae={"encoder_init_scale": 1.0},
         sae_by_architecture={
