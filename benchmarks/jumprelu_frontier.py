@@ -39,10 +39,6 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
-def _norm_or_off(text: str) -> float | str:
-    return "off" if text.strip().lower() == "off" else float(text)
-
-
 def build(impl, coefficient, d, m, lr, first, train: dict, peer_config: dict):
     """A JumpReLU of `impl` ("saeprobe" or "sae_lens") at one penalty coefficient; `train` are
     saeprobe TrainConfig fields, `peer_config` SAELens config fields."""
@@ -89,11 +85,7 @@ def main() -> None:
         action="store_true",
         help="SAELens in saeprobe's units, threshold init, bandwidth and lambdas",
     )
-    p.add_argument(
-        "--max-grad-norm",
-        type=_norm_or_off,
-        help="also train ours with this clipping (a norm, or off)",
-    )
+    p.add_argument("--max-grad-norm", help="also train ours with this clipping (a norm, or off)")
     args = p.parse_args()
     if args.peer is None:
         args.peer = args.ours if args.same_settings else [0.3, 1.0, 3.0, 10.0]
@@ -106,9 +98,6 @@ def main() -> None:
     grids = {"saeprobe": args.ours}
     if args.max_grad_norm is not None:
         grids["saeprobe_clip"] = args.ours
-    second = (
-        args.max_grad_norm if args.max_grad_norm in (None, "off") else f"{args.max_grad_norm:g}"
-    )
     if sae_impls.available("sae_lens"):
         grids["sae_lens"] = args.peer
     else:
@@ -124,8 +113,7 @@ def main() -> None:
     runs = []
     for name, coefficients in grids.items():
         impl = "saeprobe" if name.startswith("saeprobe") else name
-        clip = None if args.max_grad_norm == "off" else args.max_grad_norm
-        train = {"max_grad_norm": clip} if name == "saeprobe_clip" else {}
+        train = {"max_grad_norm": args.max_grad_norm} if name == "saeprobe_clip" else {}
         units = "saeprobe" if args.same_settings else impl
         scale = sae_impls.peer_scale(units, first, raw_scale)
         for c in coefficients:
@@ -155,7 +143,7 @@ def main() -> None:
         f"  {'impl':>14} {'coefficient':>11} {'L0':>8} {'FVU':>7}  peer FVU at this L0  peer / ours"
     )
     for impl, c, l0, fvu in rows:
-        name = f"saeprobe+clip{second}" if impl == "saeprobe_clip" else impl
+        name = f"saeprobe+clip{args.max_grad_norm}" if impl == "saeprobe_clip" else impl
         line = f"  {name:>14} {c:>11g} {l0:>8.1f} {fvu:>7.4f}"
         if impl.startswith("saeprobe") and "sae_lens" in frontiers:
             peer = interpolate(frontiers["sae_lens"], l0)

@@ -39,16 +39,6 @@ def _options(*decorators: Callable) -> Callable:
 
 
 _PATH = click.Path(path_type=Path)
-_OFF = "off"  # --max-grad-norm off: no clipping (None would mean "not given")
-
-
-def _norm_or_off(value: str) -> float | str:
-    if value.strip().lower() == _OFF:
-        return _OFF
-    try:
-        return float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a number nor 'off'") from None
 
 
 sae_options = _options(
@@ -86,7 +76,6 @@ train_options = _options(
     click.option("--lr", type=float, help="Adam learning rate"),
     click.option(
         "--max-grad-norm",
-        type=_norm_or_off,
         help="clip each SAE's gradient to this global norm, or 'off' [0.01]",
     ),
     click.option("--seed", type=int, help="seed for data order and initialisation [0]"),
@@ -147,8 +136,6 @@ def _train_overrides(base: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
             "metrics_path": o["metrics_path"],
         },
     )
-    if train.get("max_grad_norm") == _OFF:
-        train["max_grad_norm"] = None
     train["progress"] = o["progress"]
     return train
 

@@ -253,6 +253,14 @@ def test_an_unclipped_checkpoint_is_not_resumed_clipped(tmp_path):
         Trainer(_cfg(tmp_path, checkpoint_every=10), spec).fit(_source(), resume=True)
 
 
+def test_max_grad_norm_off_from_the_command_line_or_yaml():
+    assert TrainConfig(max_grad_norm="off").max_grad_norm is None
+    assert TrainConfig(max_grad_norm=False).max_grad_norm is None  # YAML 1.1's bare `off`
+    assert TrainConfig(max_grad_norm="0.5").max_grad_norm == 0.5
+    with pytest.raises(ValueError, match="neither a number nor 'off'"):
+        TrainConfig(max_grad_norm="lots")
+
+
 def test_max_grad_norm_must_be_positive():
     with pytest.raises(ValueError, match="max_grad_norm"):
         TrainConfig(max_grad_norm=0)

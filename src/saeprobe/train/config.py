@@ -25,7 +25,7 @@ class TrainConfig(BaseModel):
     max_grad_norm: float | None = Field(
         0.01,
         gt=0,
-        description="clip each SAE's gradient to this global norm before Adam; None: off "
+        description="clip each SAE's gradient to this global norm before Adam; None or 'off': off "
         "(docs/benchmarks.md: equal-steps quality)",
     )
     lr_warmup_steps: int = Field(100, ge=0, description="warm-up from 0.1 lr over N steps")
@@ -63,6 +63,19 @@ class TrainConfig(BaseModel):
     metrics_path: Path | None = Field(None, description="JSONL file for training metrics")
     progress: bool = True
     wandb_project: str | None = Field(None, description="log to wandb when it is installed")
+
+    @field_validator("max_grad_norm", mode="before")
+    @classmethod
+    def _clip_off(cls, v: Any) -> Any:
+        # "off" from the command line; YAML 1.1 reads a bare `off` as False.
+        if v is False or (isinstance(v, str) and v.strip().lower() == "off"):
+            return None
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is neither a number nor 'off'") from None
+        return v
 
     @field_validator("adam_betas")
     @classmethod

@@ -1,10 +1,10 @@
 """One architecture-agnostic trainer for any number of SAEs fed by one activation stream.
 
 Per step and per SAE: normalised batch -> architecture's `training_step` -> backward -> remove the
-decoder-gradient component parallel to each (unit) decoder row -> optional gradient-norm clipping
--> Adam -> renormalise decoder rows -> architecture constraints -> dead-latent bookkeeping. The
-trainer never looks at dense latents, so an architecture may implement its step with fused or
-sparse kernels.
+decoder-gradient component parallel to each (unit) decoder row -> gradient-norm clipping (on by
+default) -> Adam -> renormalise decoder rows -> architecture constraints -> dead-latent
+bookkeeping. The trainer never looks at dense latents, so an architecture may implement its step
+with fused or sparse kernels.
 """
 
 from __future__ import annotations
